@@ -1,0 +1,235 @@
+"""Turn any canvas snapshot into the 28×28 image an MNIST-trained model expects.
+
+MNIST digits were made by fitting each digit's ink into a 20×20 box (keeping its
+aspect ratio), anti-aliasing, pasting into a 28×28 field and moving the centre of
+mass to the middle. A model trained on them only works on input made the same way,
+so every snapshot goes through that recipe here:
+
+1. decode (PNG, JPEG or WebP), refusing oversized images from the header alone;
+2. find the ink whatever the colours: the distance of each pixel from the
+   background colour (or the alpha, when the background is transparent);
+3. crop to the ink, and call the snapshot empty when there is none or only specks;
+4. resample so the longest side of the ink is 20 px, with the centre of mass at the
+   centre of the 28×28 field, in one anti-aliased resampling.
+
+Everything here is a pure function of its input, so it is safe on worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+MAX_PIXELS: int = 16_000_000
+
+SIZE = 28
+BOX = 20
+# MNIST's centre of mass, in pixel-index coordinates (measured: 14.0 ± 0.3 on both axes).
+CENTRE = 14.0
+
+# Ink is what differs from the background by at least this much (0–1 scale)...
+MIN_CONTRAST = 0.1
+# ...and the crop box is where the ink reaches this fraction of its strongest value,
+# the level at which MNIST's own 20-px boxes are drawn.
+CROP_LEVEL = 0.2
+# A dot's extent is about twice its stroke width; a digit's is several times it.
+MIN_EXTENT_PER_WIDTH = 2.5
+
+_FORMATS = ("PNG", "JPEG", "WEBP")
+
+# We enforce our own, lower pixel limit and answer "too_large"; Pillow's warning for
+# the same images quotes the size, so the default once-per-message filter would let a
+# client fill the log with it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class BadImage(ValueError):
+    """Raised for input that cannot be used.
+
+    `code` is "bad_image" or "too_large"; `str(err)` is a fixed sentence that is
+    safe to show a client.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _unreadable() -> BadImage:
+    return BadImage("bad_image", "The snapshot is not a readable image.")
+
+
+def _too_large() -> BadImage:
+    return BadImage("too_large", "The snapshot has too many pixels.")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The model's input: a 28×28 float32 image in [0, 1], white ink on black.
+
+    `preview` is the same image as uint8. Both are None when there was no ink.
+    """
+
+    image: np.ndarray | None
+    preview: np.ndarray | None
+
+    @property
+    def empty(self) -> bool:
+        return self.image is None
+
+
+EMPTY = Prepared(image=None, preview=None)
+
+
+def preprocess_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Prepared:
+    """Decode a snapshot and prepare it; raises only BadImage."""
+    return preprocess_array(_decode(data, max_pixels))
+
+
+def preprocess_array(pixels: np.ndarray) -> Prepared:
+    """Prepare a 2-D grey array (uint8, or float in [0, 1]) or an H×W×3/4 uint8 array."""
+    ink = _ink(_validated(pixels))
+    if ink is None:
+        return EMPTY
+    return _mnist_like(ink)
+
+
+def preview_png(preview: np.ndarray) -> bytes:
+    """The 28×28 uint8 preview as a small PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(preview, dtype=np.uint8), mode="L").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data), formats=_FORMATS) as image:
+            # Image.open only reads the header: check the size before decoding anything.
+            width, height = image.size
+            if width * height > max_pixels:
+                raise _too_large()
+            return np.asarray(_normalised_mode(image))
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large() from None
+    except Exception:
+        # Pillow's decoders fail on hostile bytes in many ways (OSError, SyntaxError,
+        # struct.error, ValueError, ...); all of them mean the same thing to a client.
+        raise _unreadable() from None
+
+
+def _normalised_mode(image: Image.Image) -> Image.Image:
+    has_alpha = "A" in image.getbands() or "transparency" in image.info
+    if has_alpha:
+        return image.convert("RGBA")
+    if image.getbands() == ("L",) or image.mode in ("1", "I", "F") or image.mode.startswith("I;"):
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+def _validated(pixels: np.ndarray) -> np.ndarray:
+    """Channels last, float32 in [0, 1]."""
+    pixels = np.asarray(pixels)
+    grey = pixels.ndim == 2
+    colour = pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.uint8
+    if not (grey or colour) or pixels.size == 0:
+        raise _unreadable()
+    if pixels.dtype == np.uint8:
+        values = pixels.astype(np.float32) * np.float32(1 / 255)
+    elif np.issubdtype(pixels.dtype, np.floating):
+        values = pixels.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise _unreadable()
+        values = np.clip(values, 0.0, 1.0)
+    else:
+        raise _unreadable()
+    return values if colour else values[:, :, None]
+
+
+def _ink(pixels: np.ndarray) -> np.ndarray | None:
+    """How much ink each pixel holds, 0–1, whatever the colours; None when there is none."""
+    if pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3:]
+        # A transparent background means the alpha carries the ink (the page's own canvas
+        # is black everywhere in RGB); an opaque one means the colours do.
+        pixels = alpha if np.median(_border(alpha)) < 0.5 else pixels[:, :, :3]
+    background = np.median(_border(pixels), axis=0)
+    difference = pixels - background
+    if pixels.shape[2] == 1:
+        distance = np.abs(difference[:, :, 0])
+    else:
+        distance = np.sqrt(np.einsum("ijk,ijk->ij", difference, difference) / pixels.shape[2])
+    # Lossy formats leave noise on the background: measure it on the border, and count
+    # only what stands above it.
+    noise = 4.0 * float(np.median(np.abs(_border(distance[:, :, None]))))
+    strongest = float(distance.max())
+    if strongest - noise < MIN_CONTRAST:
+        return None
+    return np.clip((distance - noise) / (strongest - noise), 0.0, 1.0)
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The outermost pixels, as an (n, channels) array."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+
+
+def _mnist_like(ink: np.ndarray) -> Prepared:
+    strong = ink >= CROP_LEVEL
+    rows = np.flatnonzero(strong.any(axis=1))
+    cols = np.flatnonzero(strong.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    extent = max(bottom - top, right - left)
+    if extent < MIN_EXTENT_PER_WIDTH * _stroke_width(ink[top:bottom, left:right]):
+        return EMPTY
+    image = _placed(ink, BOX / extent)
+    preview = np.round(image * 255).astype(np.uint8)
+    return Prepared(image=preview.astype(np.float32) / np.float32(255), preview=preview)
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width in pixels: twice the ink's area over its outline's length.
+
+    For a stroke of width w and length L the area is wL and the outline about 2L. The
+    outline is the total variation of the ink, which does not depend on anti-aliasing.
+    """
+    padded = np.pad(ink, 1)
+    outline = np.abs(np.diff(padded, axis=0)).sum() + np.abs(np.diff(padded, axis=1)).sum()
+    # Counting steps along the axes overestimates a curve's length by 4/π on average.
+    return float(2.0 * ink.sum() / (outline * np.pi / 4.0))
+
+
+def _placed(ink: np.ndarray, scale: float) -> np.ndarray:
+    """Resample `ink` by `scale` into the 28×28 field, centre of mass at the centre."""
+    mass = ink.sum()
+    centre_y = float(ink.sum(axis=1) @ np.arange(ink.shape[0], dtype=np.float32) / mass)
+    centre_x = float(ink.sum(axis=0) @ np.arange(ink.shape[1], dtype=np.float32) / mass)
+    # The source region (in pixel-edge coordinates) that lands on the 28×28 output.
+    span = SIZE / scale
+    top = centre_y + 0.5 - (CENTRE + 0.5) / scale
+    left = centre_x + 0.5 - (CENTRE + 0.5) / scale
+    if scale == 1.0:
+        # Already MNIST-sized: shift by whole pixels, as MNIST did, so nothing is blurred.
+        top, left = float(round(top)), float(round(left))
+    source = _window(ink, top, left, span)
+    resample = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BICUBIC
+    region = (left % 1.0, top % 1.0, left % 1.0 + span, top % 1.0 + span)
+    placed = Image.fromarray(source).resize((SIZE, SIZE), resample, box=region, reducing_gap=2.0)
+    return np.clip(np.asarray(placed), 0.0, 1.0)
+
+
+def _window(ink: np.ndarray, top: float, left: float, span: float) -> np.ndarray:
+    """The pixels from (floor(top), floor(left)) covering `span`, background beyond the edges."""
+    y0, x0 = int(np.floor(top)), int(np.floor(left))
+    size = int(np.ceil(span)) + 1
+    window = np.zeros((size, size), dtype=np.float32)
+    height, width = ink.shape
+    src_y0, src_x0 = max(y0, 0), max(x0, 0)
+    src_y1, src_x1 = min(y0 + size, height), min(x0 + size, width)
+    if src_y0 < src_y1 and src_x0 < src_x1:
+        window[src_y0 - y0 : src_y1 - y0, src_x0 - x0 : src_x1 - x0] = ink[src_y0:src_y1, src_x0:src_x1]
+    return window
