@@ -1,0 +1,139 @@
+// Wires the pad, the stream and the views together, plus keyboard shortcuts and a read-only
+// debug hook (window.digitstream) that tests use to observe the stream without timers.
+
+import { DrawingPad } from './pad.js';
+import { renderSnapshot } from './snapshot.js';
+import { PredictionStream } from './stream.js';
+import { Throttle } from './throttle.js';
+import { ConfidenceBars } from './bars.js';
+import { PredictionView } from './prediction.js';
+import { StatusView } from './status.js';
+
+/** While drawing, at most one snapshot per this many ms: ~25 predictions/s feels live. */
+const LIVE_INTERVAL_MS = 40;
+const OVERLOAD_RETRY_MS = 300;
+
+const $ = (id) => document.getElementById(id);
+
+const pad = new DrawingPad($('pad'));
+const bars = new ConfidenceBars($('bars'));
+const prediction = new PredictionView({
+  region: $('prediction'), digit: $('prediction-digit'), label: $('prediction-label'),
+  confidence: $('prediction-confidence'), preview: $('preview'),
+});
+const status = new StatusView({ element: $('status'), text: $('status-text'), rtt: $('status-rtt') });
+const stream = new PredictionStream({
+  wsUrl: new URL('ws', location.href).href.replace(/^http/, 'ws'),
+  httpUrl: new URL('api/classify', location.href).href,
+});
+
+const stats = {
+  snapshotsSent: 0, predictionsReceived: 0, predictionsThisStroke: 0,
+  predictionsDuringStrokes: 0, resends: 0, connections: 0, lastLatencyMs: null,
+  penUpToSendMs: null, lastPrediction: null,
+};
+let sentVersion = -1;
+
+/** Sends the drawing unless that exact version went out already (or `force`). */
+function sendDrawing({ final = false, barrier = false, force = false } = {}) {
+  if (!force && pad.version === sentVersion) return;
+  if (stream.sendSnapshot(renderSnapshot(pad.strokes, pad.penWidth), { final, barrier })) {
+    sentVersion = pad.version;
+    stats.snapshotsSent++;
+  }
+}
+
+const liveSender = new Throttle(LIVE_INTERVAL_MS, () => sendDrawing());
+
+pad.addEventListener('strokestart', () => {
+  stats.predictionsThisStroke = 0;
+  prediction.busy = true;
+});
+
+pad.addEventListener('change', (e) => {
+  const { reason } = e.detail;
+  $('undo').disabled = pad.isEmpty;
+  $('clear').disabled = pad.isEmpty;
+  if (reason === 'draw') {
+    liveSender.request();
+    return;
+  }
+  liveSender.cancel();
+  prediction.busy = false;
+  if (reason === 'clear') {
+    // Show the blank state at once; the blank snapshot's answer confirms it and, as a
+    // barrier, keeps any late answer about the old drawing off the screen.
+    stream.clear();
+    showBlank();
+  }
+  const startedAt = reason === 'strokeend' ? performance.now() : null;
+  sendDrawing({ final: true, barrier: reason !== 'strokeend' });
+  if (startedAt !== null) stats.penUpToSendMs = performance.now() - startedAt;
+});
+
+stream.onPrediction((answer) => {
+  stats.predictionsReceived++;
+  if (pad.isDrawing) {
+    stats.predictionsThisStroke++;
+    stats.predictionsDuringStrokes++;
+  }
+  stats.lastLatencyMs = answer.latencyMs;
+  stats.lastPrediction = answer;
+  if (answer.empty || pad.isEmpty) showBlank();
+  else {
+    bars.show(answer.probabilities);
+    prediction.show(answer);
+  }
+});
+
+stream.onOpen(() => {
+  stats.connections++;
+  // A new connection (first, or after a server restart) knows nothing of the drawing.
+  if (!pad.isEmpty) {
+    stats.resends++;
+    sendDrawing({ final: !pad.isDrawing, barrier: true, force: true });
+  }
+});
+
+stream.onServerError((error) => {
+  // 'overloaded' means this snapshot was dropped: retry, or the bars could settle on an older one.
+  if (error.code === 'overloaded' && (error.seq === undefined || error.seq === stream.sentSeq)) {
+    setTimeout(() => sendDrawing({ final: !pad.isDrawing, force: true }), OVERLOAD_RETRY_MS);
+  }
+});
+
+stream.onStatus((s) => status.show(s));
+
+function showBlank() {
+  bars.reset();
+  prediction.reset();
+}
+
+$('undo').addEventListener('click', () => pad.undo());
+$('clear').addEventListener('click', () => pad.clear());
+
+document.addEventListener('keydown', (e) => {
+  if (e.target.closest?.('input, textarea, select, [contenteditable]')) return;
+  if (e.key === 'Escape') {
+    pad.clear();
+  } else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z') {
+    e.preventDefault();
+    pad.undo();
+  }
+});
+
+Object.defineProperty(window, 'digitstream', {
+  value: Object.freeze({
+    get state() { return stream.state; },
+    get rttMs() { return stream.rttMs; },
+    get lastSeq() { return stream.shownSeq; },
+    get sentSeq() { return stream.sentSeq; },
+    /** True once the newest snapshot's answer is shown and no stroke is in progress. */
+    get settled() { return !pad.isDrawing && stream.shownSeq === stream.sentSeq && stream.sentSeq > 0; },
+    get isDrawing() { return pad.isDrawing; },
+    get strokeCount() { return pad.strokeCount; },
+    get stats() { return { ...stats }; },
+  }),
+});
+
+stream.start();
