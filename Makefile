@@ -1,0 +1,48 @@
+# `make run` serves the bundled model on http://127.0.0.1:8000; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test test-fast bench chromium clean
+
+run: $(VENV)/.installed
+	$(PY) -m server serve
+
+test: $(VENV)/.installed-test chromium
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the real-browser tests, for a quick loop while editing.
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	$(PY) bench/model.py
+	$(PY) bench/preprocess.py
+	$(PY) bench/load.py
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+# The browser tests drive Debian's Chromium; Playwright's own download cannot work offline.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests…"; \
+		apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium; }; \
+	else \
+		echo "The browser tests need Chromium at $(CHROMIUM). Install it with: sudo apt-get install -y chromium"; \
+		echo "(or point CHROMIUM=/path/to/chromium at another build)"; exit 1; \
+	fi
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

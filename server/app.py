@@ -1,0 +1,41 @@
+"""The app factory: `uvicorn --factory server.app:create_app` or `python -m server`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from server import api
+from server.config import Settings
+from server.service import Service
+from server.ws import stream_endpoint
+
+
+def create_app(settings: Settings | None = None, service: Service | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    service = service or Service(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # uvicorn serves nothing, /healthz included, until the model is loaded and warm
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.drain()
+            service.stop()
+
+    routes = [
+        WebSocketRoute("/ws", stream_endpoint),
+        Route("/api/classify", api.classify, methods=["POST"]),
+        Route("/healthz", api.healthz),
+        Route("/metrics", api.metrics),
+        Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = service
+    return app

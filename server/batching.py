@@ -1,0 +1,217 @@
+"""One batching inference queue: submit one image, await its probabilities.
+
+The queue owns a worker thread, and that thread owns the model: it loads it, warms it
+up and runs every batch, so TensorFlow never runs on the event loop. The worker takes
+up to `max_batch_size` items, waiting at most `max_wait_s` after the first, pads the
+batch to a fixed bucket size (so a traced model never retraces) and resolves each
+waiter on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SHAPE = (28, 28)
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+class Overloaded(Exception):
+    """The queue holds `max_pending` items already; the caller should retry later."""
+
+
+class BatchFailed(Exception):
+    """The model failed on the batch this item was in."""
+
+
+class QueueClosed(Exception):
+    """The queue is shutting down and takes no new work."""
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    probabilities: np.ndarray  # (10,) float32, sums to 1
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+
+
+@dataclass
+class _Item:
+    image: np.ndarray
+    future: asyncio.Future[BatchResult]
+    loop: asyncio.AbstractEventLoop
+    submitted_at: float
+
+
+def bucket_sizes(max_batch_size: int) -> tuple[int, ...]:
+    """1, 2, 4, … up to `max_batch_size`, which is always the last bucket."""
+    sizes = [1]
+    while sizes[-1] * 2 < max_batch_size:
+        sizes.append(sizes[-1] * 2)
+    if sizes[-1] != max_batch_size:
+        sizes.append(max_batch_size)
+    return tuple(sizes)
+
+
+class BatchingQueue:
+    def __init__(
+        self,
+        load_predictor: Callable[[], Predictor],
+        *,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.002,
+        max_pending: int = 4096,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_pending = max_pending
+        self.buckets = bucket_sizes(max_batch_size)
+        self._load_predictor = load_predictor
+        self._metrics = metrics or Metrics()
+        self._items: deque[_Item] = deque()
+        self._condition = threading.Condition()
+        self._closed = False
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="digitstream-inference", daemon=True)
+
+    # -- public surface -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def wait_ready(self) -> None:
+        """Wait until the model is loaded and warmed up; raise if that failed."""
+        await asyncio.to_thread(self._ready.wait)
+        if self._startup_error is not None:
+            raise RuntimeError("the model could not be loaded") from self._startup_error
+
+    @property
+    def healthy(self) -> bool:
+        return self._ready.is_set() and self._startup_error is None and self._thread.is_alive()
+
+    @property
+    def depth(self) -> int:
+        return len(self._items)
+
+    async def submit(self, image: np.ndarray) -> BatchResult:
+        """Classify one (28, 28) float32 image in the next batch."""
+        if image.shape != IMAGE_SHAPE:
+            raise ValueError(f"expected an image of shape {IMAGE_SHAPE}, got {image.shape}")
+        loop = asyncio.get_running_loop()
+        item = _Item(image, loop.create_future(), loop, time.perf_counter())
+        with self._condition:
+            if self._closed:
+                raise QueueClosed()
+            if len(self._items) >= self.max_pending:
+                raise Overloaded()
+            self._items.append(item)
+            self._metrics.queue_depth.set(len(self._items))
+            self._condition.notify()
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            self._discard(item)
+            raise
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Take no new work, finish what is queued, then stop the worker."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the worker thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            predict = self._load_predictor()
+            for size in self.buckets:
+                predict(np.zeros((size, *IMAGE_SHAPE, 1), np.float32))
+        except BaseException as error:  # reported by wait_ready and /healthz
+            logger.exception("loading the model failed")
+            self._startup_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        while (batch := self._take_batch()) is not None:
+            self._run_batch(predict, batch)
+
+    def _take_batch(self) -> list[_Item] | None:
+        with self._condition:
+            while not self._items:
+                if self._closed:
+                    return None
+                self._condition.wait()
+            batch = [self._items.popleft()]
+            deadline = time.perf_counter() + self.max_wait_s
+            while len(batch) < self.max_batch_size:
+                if self._items:
+                    batch.append(self._items.popleft())
+                    continue
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0 or self._closed:
+                    break
+                self._condition.wait(remaining)
+            self._metrics.queue_depth.set(len(self._items))
+            return batch
+
+    def _run_batch(self, predict: Predictor, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        images = np.stack([item.image for item in batch])[..., np.newaxis]
+        padded_size = next(size for size in self.buckets if size >= len(batch))
+        if padded_size > len(batch):
+            padding = np.zeros((padded_size - len(batch), *IMAGE_SHAPE, 1), np.float32)
+            images = np.concatenate([images, padding])
+        try:
+            probabilities = np.asarray(predict(images), dtype=np.float32)[: len(batch)]
+        except Exception:
+            logger.exception("the model failed on a batch of %d", len(batch))
+            for item in batch:
+                _settle(item, BatchFailed())
+            return
+        inference_ms = (time.perf_counter() - started) * 1000
+        self._metrics.batch_size.observe(len(batch))
+        self._metrics.inference_time.observe(inference_ms / 1000)
+        for item, row in zip(batch, probabilities):
+            queue_ms = (started - item.submitted_at) * 1000
+            self._metrics.queue_wait.observe(queue_ms / 1000)
+            _settle(item, BatchResult(row, queue_ms, inference_ms, len(batch)))
+
+    def _discard(self, item: _Item) -> None:
+        with self._condition:
+            try:
+                self._items.remove(item)
+            except ValueError:
+                pass  # already taken by the worker
+
+
+def _settle(item: _Item, outcome: BatchResult | BaseException) -> None:
+    def resolve() -> None:
+        if item.future.done():
+            return  # the waiter was cancelled
+        if isinstance(outcome, BaseException):
+            item.future.set_exception(outcome)
+        else:
+            item.future.set_result(outcome)
+
+    try:
+        item.loop.call_soon_threadsafe(resolve)
+    except RuntimeError:
+        pass  # the waiter's loop is closed; nobody is left to answer

@@ -1,0 +1,75 @@
+"""What one server process runs: metrics, the batching queue, the classifier, and the
+set of open connections that a graceful shutdown drains."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from server.batching import BatchingQueue, Predictor
+from server.classifier import Classifier
+from server.config import Settings
+from server.debug_inputs import InputRecorder
+from server.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 3.0
+
+
+def model_predictor(path: Path | None) -> Callable[[], Predictor]:
+    """Load the model on the queue's worker thread: TensorFlow is imported there, not here."""
+
+    def load() -> Predictor:
+        from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
+
+        return BatchPredictor(load_model(path or DEFAULT_MODEL_PATH))
+
+    return load
+
+
+class Service:
+    def __init__(self, settings: Settings, load_predictor: Callable[[], Predictor] | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.queue = BatchingQueue(
+            load_predictor or model_predictor(settings.model),
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000,
+            metrics=self.metrics,
+        )
+        recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
+        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder and recorder.record)
+        self.closing = False
+        self.http_in_flight = 0
+        self._drainers: set[Callable[[], Awaitable[None]]] = set()
+
+    async def start(self) -> None:
+        self.queue.start()
+        await self.queue.wait_ready()
+        logger.info("model ready; batch buckets %s", self.queue.buckets)
+
+    def track(self, drain: Callable[[], Awaitable[None]]) -> Callable[[], None]:
+        """Register an open connection's drain coroutine; returns the function that forgets it."""
+        self._drainers.add(drain)
+        self.metrics.connections.set(len(self._drainers))
+
+        def forget() -> None:
+            self._drainers.discard(drain)
+            self.metrics.connections.set(len(self._drainers))
+
+        return forget
+
+    async def drain(self) -> None:
+        """Refuse new connections, answer what is in flight, close every socket with 1001."""
+        self.closing = True
+        drains = [drain() for drain in list(self._drainers)]
+        if drains:
+            await asyncio.wait_for(asyncio.gather(*drains, return_exceptions=True), DRAIN_TIMEOUT_S + 1)
+
+    def stop(self) -> None:
+        self.closing = True
+        self.queue.close()
+        self.classifier.close()

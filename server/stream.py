@@ -1,0 +1,101 @@
+"""One connection's snapshots, latest wins.
+
+At most one snapshot of a connection is being classified and at most one waits. A newer
+snapshot replaces the waiting one, so a fast drawer never queues up stale work, and the
+newest snapshot is always answered, so the bars settle on the final drawing. Answers
+leave in strictly increasing `seq` because one task answers them one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from server import protocol
+from server.batching import BatchFailed, Overloaded, QueueClosed
+from server.classifier import Classification, Classifier
+from server.metrics import Metrics
+from server.preprocess import BadImage
+
+logger = logging.getLogger(__name__)
+
+EXPECTED_FAILURES = (BadImage, Overloaded, BatchFailed, QueueClosed)
+Send = Callable[[str], Awaitable[None]]
+AnswerListener = Callable[[int, Classification], None]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    data: bytes
+    received_at: float
+
+
+class SnapshotStream:
+    def __init__(self, classifier: Classifier, send: Send, metrics: Metrics) -> None:
+        self._classifier = classifier
+        self._send = send
+        self._metrics = metrics
+        self._listeners: list[AnswerListener] = []
+        self._last_seq = 0
+        self._waiting: Snapshot | None = None
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def push(self, data: bytes) -> int:
+        """Number the snapshot and make it the one to answer next; returns its `seq`."""
+        self._last_seq += 1
+        if self._waiting is not None:
+            self._metrics.coalesced.inc()
+        self._waiting = Snapshot(self._last_seq, data, time.perf_counter())
+        self._idle.clear()
+        self._wakeup.set()
+        return self._last_seq
+
+    def clear(self) -> None:
+        """Drop the waiting snapshot; the one already being classified is still answered."""
+        self._waiting = None
+
+    def add_listener(self, listener: AnswerListener) -> None:
+        """Call `listener(seq, classification)` after each prediction is sent."""
+        self._listeners.append(listener)
+
+    async def drained(self) -> None:
+        """Wait until every pushed snapshot has been answered or dropped."""
+        await self._idle.wait()
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            snapshot, self._waiting = self._waiting, None
+            if snapshot is not None:
+                await self._answer(snapshot)
+            if self._waiting is None:
+                self._idle.set()
+
+    async def _answer(self, snapshot: Snapshot) -> None:
+        try:
+            result = await self._classifier.classify(snapshot.data)
+        except EXPECTED_FAILURES as failure:
+            await self._fail(snapshot, failure)
+            return
+        except Exception as failure:
+            logger.exception("classifying snapshot %d failed", snapshot.seq)
+            await self._fail(snapshot, failure)
+            return
+        total_s = time.perf_counter() - snapshot.received_at
+        await self._send(protocol.prediction(snapshot.seq, result, total_s * 1000))
+        self._metrics.predictions.labels("ws").inc()
+        self._metrics.latency.observe(total_s)
+        for listener in self._listeners:
+            listener(snapshot.seq, result)
+
+    async def _fail(self, snapshot: Snapshot, failure: Exception) -> None:
+        code, message = protocol.describe_failure(failure)
+        self._metrics.errors.labels(code).inc()
+        await self._send(protocol.error(code, message, snapshot.seq))

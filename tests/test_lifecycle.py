@@ -1,0 +1,82 @@
+"""Process lifecycle: the CLI, the app factory, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from tests.support import REPO, ServerProcess, canvas_png, free_port, holdout
+
+
+def test_help_explains_every_flag_and_its_environment_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    for flag in (
+        "--host", "--port", "--model", "--max-batch-size", "--max-batch-wait-ms",
+        "--max-message-bytes", "--allowed-origins", "--log-level", "--save-inputs",
+    ):
+        assert flag in result.stdout
+        env_name = "DIGITSTREAM_" + flag.removeprefix("--").replace("-", "_").upper()
+        assert env_name in result.stdout
+
+
+def test_environment_variables_are_the_fallback_for_flags(tmp_path) -> None:
+    port = free_port()
+    env = {**os.environ, "DIGITSTREAM_PORT": str(port), "DIGITSTREAM_MAX_BATCH_SIZE": "4"}
+    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server = ServerProcess(port=port, process=process)
+        server.wait_healthy()
+        assert httpx.get(f"{server.base_url}/healthz").json()["max_batch_size"] == 4
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+
+def test_uvicorn_factory_serves_the_app() -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ServerProcess(port=port, process=process).wait_healthy()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_path) -> None:
+    server = ServerProcess(log_path=tmp_path / "server.log").start()
+    x, y = holdout()
+    drawers = []
+    try:
+        for index in range(5):
+            drawers.append(await websockets.connect(server.ws_url))
+        for index, ws in enumerate(drawers):
+            await ws.send(canvas_png(x[index]))
+        stopped_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        for index, ws in enumerate(drawers):
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert message["type"] == "prediction" and message["seq"] == 1
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        # uvicorn re-raises the signal after a clean shutdown, as Unix programs should
+        assert await asyncio.to_thread(server.process.wait, 10) in (0, -signal.SIGTERM)
+        assert time.monotonic() - stopped_at < 5
+    finally:
+        server.stop(signal.SIGKILL)
+    assert "Traceback" not in server.log_text()
