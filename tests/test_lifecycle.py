@@ -64,13 +64,21 @@ async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_pat
     try:
         for index in range(5):
             drawers.append(await websockets.connect(server.ws_url))
+        answered_early = set()
         for index, ws in enumerate(drawers):
             await ws.send(canvas_png(x[index]))
+            # the pong proves the server has read the snapshot: it is in flight from here on
+            await ws.send(json.dumps({"type": "ping", "t": index}))
+        for index, ws in enumerate(drawers):
+            while (message := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "pong":
+                answered_early.add(index)
         stopped_at = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         for index, ws in enumerate(drawers):
-            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            assert message["type"] == "prediction" and message["seq"] == 1
+            if index not in answered_early:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert message["type"] == "prediction" and message["seq"] == 1
+                assert message["digit"] == y[index]
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 10)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
