@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 DEFAULT_MODEL_PATH: Path = Path(__file__).resolve().parent / "assets" / "model.keras"
 
@@ -118,6 +119,20 @@ def build_model(dropout: float = 0.3) -> keras.Model:
     x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax", name="digit")(x)
     return keras.Model(inputs, outputs, name="digitstream_inception")
+
+
+def count_flops(model: keras.Model) -> int:
+    """Floating-point operations to classify one image, counted by TF's profiler.
+
+    The forward pass is traced at batch 1 and its variables frozen into constants,
+    so the profiler sees the whole inference graph (a multiply-add counts as two).
+    """
+    forward = tf.function(lambda images: model(images, training=False))
+    concrete = forward.get_concrete_function(tf.TensorSpec([1, *IMAGE_SHAPE], tf.float32))
+    graph = convert_variables_to_constants_v2(concrete).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
 
 
 def load_model(path: str | Path = DEFAULT_MODEL_PATH) -> keras.Model:

@@ -1,0 +1,58 @@
+"""Training: a one-epoch smoke run from the small fixture, the batches, the flags."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from server import train
+from server.model import InceptionBlock
+
+SMALL_NPZ = Path(__file__).parent / "data" / "train_small.npz"
+
+
+def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path) -> None:
+    output, report, png = tmp_path / "model.keras", tmp_path / "report.md", tmp_path / "c.png"
+    exit_code = train.main([
+        "--data-source", "npz", "--mnist-npz", str(SMALL_NPZ), "--epochs", "1",
+        "--batch-size", "100", "--output", str(output), "--report", str(report),
+        "--confusion-png", str(png), "--verbose", "0",
+    ])  # fmt: skip
+    assert exit_code == 0
+    model = keras.models.load_model(output)
+    assert any(isinstance(layer, InceptionBlock) for layer in model.layers)
+    text = report.read_text()
+    for expected in ("Hold-out accuracy", "Per-digit accuracy", "MFLOPs", "Parameters", "c.png"):
+        assert expected in text
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_unavailable_data_is_a_clear_failure_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
+    exit_code = train.main(["--data-source", "npz", "--mnist-npz", str(tmp_path / "none.npz")])
+    assert exit_code == 1
+    assert "no MNIST source worked" in capsys.readouterr().out
+
+
+def test_batches_differ_between_epochs_but_repeat_across_runs() -> None:
+    with np.load(SMALL_NPZ) as small:
+        x, y = small["x_train"][:32], small["y_train"][:32]
+    first, again = (train.AugmentedDigits(x, y, batch_size=8, seed=5) for _ in range(2))
+    np.testing.assert_array_equal(first[0][0], again[0][0])
+    epoch_one = first[0][0]
+    first.on_epoch_end()
+    assert not np.array_equal(first[0][0], epoch_one)
+
+
+def test_flags_have_help_and_environment_fallbacks(monkeypatch) -> None:
+    monkeypatch.setenv("DIGITSTREAM_EPOCHS", "3")
+    parser = argparse.ArgumentParser()
+    train.add_train_arguments(parser)
+    args = parser.parse_args([])
+    assert args.epochs == 3 and args.data_source == "auto"
+    assert all(action.help for action in parser._actions)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--data-source", "floppy"])
