@@ -10,6 +10,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import api
+from server.classroom import routes as classroom_routes
+from server.classroom.service import Classroom
 from server.config import Settings
 from server.service import Service
 from server.ws import stream_endpoint
@@ -18,14 +20,17 @@ from server.ws import stream_endpoint
 def create_app(settings: Settings | None = None, service: Service | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     service = service or Service(settings)
+    classroom = Classroom.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # uvicorn serves nothing, /healthz included, until the model is loaded and warm
         await service.start()
+        classroom.start()
         try:
             yield
         finally:
+            await classroom.stop()
             await service.drain()
             service.stop()
 
@@ -34,8 +39,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         Route("/api/classify", api.classify, methods=["POST"]),
         Route("/healthz", api.healthz),
         Route("/metrics", api.metrics),
+        *classroom_routes.ROUTES,
         Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.service = service
+    app.state.classroom = classroom
     return app

@@ -73,6 +73,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "[DIGITSTREAM_SAVE_INPUTS] (off)",
     )
     parser.add_argument(
+        "--room-idle-minutes", type=float, default=env.room_idle_minutes,
+        help="close a classroom after this many minutes without activity [DIGITSTREAM_ROOM_IDLE_MINUTES] (%(default)s)",
+    )
+    parser.add_argument(
+        "--room-max-students", type=positive_int, default=env.room_max_students,
+        help="students one classroom admits [DIGITSTREAM_ROOM_MAX_STUDENTS] (%(default)s)",
+    )
+    parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=env.log_level,
         help="[DIGITSTREAM_LOG_LEVEL] (%(default)s)",
     )
@@ -96,6 +104,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         max_pending_http=args.max_pending_http,
         allowed_origins=args.allowed_origins,
         save_inputs=args.save_inputs,
+        room_idle_minutes=args.room_idle_minutes,
+        room_max_students=args.room_max_students,
         log_level=args.log_level,
     )
 

@@ -22,6 +22,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # empty: same origin only; "*": any
     send_timeout_s: float = 10.0
     save_inputs: Path | None = None
+    room_idle_minutes: float = 30.0
+    room_max_students: int = 100
     log_level: str = "info"
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
 

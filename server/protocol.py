@@ -14,7 +14,11 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_MESSAGE_TOO_BIG = 1009
 
-BAD_MESSAGE = "A text frame must be a JSON control message: {\"type\": \"clear\"} or {\"type\": \"ping\", \"t\": …}."
+CONTROL_TYPES = ("clear", "ping", "join", "leave")
+BAD_MESSAGE = (
+    "A text frame must be a JSON control message: {\"type\": \"clear\"}, {\"type\": \"ping\", \"t\": …}, "
+    "{\"type\": \"join\", \"room\": …, \"name\": …} or {\"type\": \"leave\"}."
+)
 
 
 class BadMessage(ValueError):
@@ -26,7 +30,7 @@ def parse_control(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError:
         raise BadMessage(BAD_MESSAGE) from None
-    if not isinstance(message, dict) or message.get("type") not in ("clear", "ping"):
+    if not isinstance(message, dict) or message.get("type") not in CONTROL_TYPES:
         raise BadMessage(BAD_MESSAGE)
     return message
 

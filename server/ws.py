@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from server import protocol
+from server.classroom.student import CONTROLS as ROOM_CONTROLS
+from server.classroom.student import Student
 from server.service import DRAIN_TIMEOUT_S, Service
 from server.stream import SnapshotStream
 
@@ -39,6 +41,8 @@ class Connection:
         self.service = service
         self.stream = SnapshotStream(service.classifier, self.send, service.metrics)
         self._send_lock = asyncio.Lock()
+        address = websocket.client.host if websocket.client else "unknown"
+        self.student = Student(websocket.app.state.classroom, self.send, self.stream, address)
 
     async def serve(self) -> None:
         forget = self.service.track(self.drain)
@@ -48,6 +52,7 @@ class Connection:
             await asyncio.wait({receiving, answering}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             forget()
+            self.student.leave()
             receiving.cancel()
             answering.cancel()
             outcomes = await asyncio.gather(receiving, answering, return_exceptions=True)
@@ -95,6 +100,8 @@ class Connection:
             return
         if message["type"] == "clear":
             self.stream.clear()
+        elif message["type"] in ROOM_CONTROLS:
+            await self.student.control(message)
         else:
             await self.send(protocol.pong(message))
 

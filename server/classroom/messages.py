@@ -1,0 +1,72 @@
+"""The classroom's JSON messages (docs/protocol.md, "Classroom"): to students over /ws, and to
+dashboards over /ws/teacher. Names go out as stored; pages render them as text."""
+
+from __future__ import annotations
+
+import base64
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.classroom.rooms import Room, Tile
+
+Message = dict[str, Any]
+
+
+def tile(tile: Tile) -> Message:
+    return {
+        "id": tile.id,
+        "name": tile.name,
+        "digit": tile.digit,
+        "confidence": round(tile.confidence, 4),
+        "preview": base64.b64encode(tile.preview_png).decode() if tile.preview_png else None,
+    }
+
+
+def snapshot(room: Room, join_url: str) -> Message:
+    """Everything a dashboard shows, sent once after it authenticates."""
+    return {
+        "type": "snapshot",
+        "room": room.code,
+        "join_url": join_url,
+        "max_students": room.max_students,
+        "tiles": [tile(t) for t in room.tiles],
+        **counts(room),
+    }
+
+
+def delta(room: Room, changed: set[str], removed: set[str]) -> Message:
+    tiles = [room.tile(student) for student in sorted(changed)]
+    return {
+        "type": "tiles",
+        "changed": [tile(t) for t in tiles if t is not None],
+        "removed": sorted(removed),
+        **counts(room),
+    }
+
+
+def counts(room: Room) -> Message:
+    return {"students": len(room.tiles), "matching": room.matching, "prompt": room.prompt}
+
+
+def closed(reason: str) -> Message:
+    return {"type": "closed", "reason": reason}
+
+
+def joined(room: Room, student: str, name: str) -> Message:
+    return {"type": "joined", "room": room.code, "student": student, "name": name, "prompt": room.prompt}
+
+
+def prompt(digit: int | None) -> Message:
+    return {"type": "prompt", "digit": digit}
+
+
+def clear_pad() -> Message:
+    return {"type": "clear_pad"}
+
+
+def removed() -> Message:
+    return {"type": "removed"}
+
+
+def room_closed(reason: str) -> Message:
+    return {"type": "room_closed", "reason": reason}

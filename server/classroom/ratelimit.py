@@ -1,0 +1,63 @@
+"""Per-address token buckets, for failed join-code guesses and for room creation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    updated: float
+
+
+class TokenBuckets:
+    """Each key holds up to `capacity` tokens, refilled at `per_second`. A full bucket is the
+    same as no bucket, so full ones are forgotten when the table grows past `max_keys`."""
+
+    def __init__(
+        self, capacity: float, per_second: float, *, max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = capacity
+        self.per_second = per_second
+        self._max_keys = max_keys
+        self._clock = clock
+        self._buckets: dict[str, Bucket] = {}
+
+    def available(self, key: str) -> bool:
+        return self._refilled(key).tokens >= 1
+
+    def take(self, key: str) -> bool:
+        """Spend one token; False (and nothing spent) when the bucket is empty."""
+        bucket = self._refilled(key)
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        self._buckets[key] = bucket
+        self._forget_full()
+        return True
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until `key` has a token again."""
+        missing = 1 - self._refilled(key).tokens
+        return max(0.0, missing / self.per_second)
+
+    def _refilled(self, key: str) -> Bucket:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return Bucket(self.capacity, now)
+        bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.per_second)
+        bucket.updated = now
+        return bucket
+
+    def _forget_full(self) -> None:
+        if len(self._buckets) <= self._max_keys:
+            return
+        for key in [key for key in self._buckets if self._refilled(key).tokens >= self.capacity]:
+            del self._buckets[key]
+        while len(self._buckets) > self._max_keys:
+            del self._buckets[next(iter(self._buckets))]

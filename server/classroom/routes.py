@@ -1,0 +1,147 @@
+"""Classroom HTTP routes and the teacher's WebSocket: creating a room, its QR code, the
+dashboard page, and `/ws/teacher`, whose first message must carry the room's secret."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from typing import Any
+
+import segno
+from starlette.datastructures import URL
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from server.classroom.dashboard import Dashboard, close
+from server.classroom.rooms import Room, TooManyRooms
+from server.classroom.service import Classroom
+from server.config import Settings
+from server.ws import origin_allowed
+
+AUTH_TIMEOUT_S = 10.0
+RETRY_AFTER_S = "60"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def classroom_of(connection: HTTPConnection) -> Classroom:
+    return connection.app.state.classroom
+
+
+def settings_of(connection: HTTPConnection) -> Settings:
+    return connection.app.state.service.settings
+
+
+def address_of(connection: HTTPConnection) -> str:
+    """The peer address. Behind a reverse proxy every student shares the proxy's; see docs/classroom.md."""
+    return connection.client.host if connection.client else "unknown"
+
+
+def join_url(base_url: URL, code: str) -> str:
+    scheme = {"ws": "http", "wss": "https"}.get(base_url.scheme, base_url.scheme)
+    return str(base_url.replace(scheme=scheme, path="/", query=f"room={code}", fragment=""))
+
+
+def refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+async def dashboard_page(request: Request) -> Response:
+    return FileResponse(settings_of(request).web_dir / "classroom.html", headers=NO_STORE)
+
+
+async def create_room(request: Request) -> Response:
+    """The only answer that ever carries the teacher secret."""
+    classroom = classroom_of(request)
+    if not classroom.creations.take(address_of(request)):
+        return refusal(429, "rate_limited", "Too many rooms created from this network; wait a minute.",
+                       {"Retry-After": RETRY_AFTER_S})
+    try:
+        room, secret = classroom.rooms.create()
+    except TooManyRooms:
+        return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.",
+                       {"Retry-After": RETRY_AFTER_S})
+    body = {
+        "room": room.code,
+        "secret": secret,
+        "join_url": join_url(request.base_url, room.code),
+        "qr_svg": f"/api/rooms/{room.code}/qr.svg",
+        "max_students": room.max_students,
+    }
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+async def room_qr(request: Request) -> Response:
+    """The join URL as an SVG QR code, for the projector. Unknown codes count as wrong guesses."""
+    classroom, address = classroom_of(request), address_of(request)
+    if classroom.guessing_refused(address):
+        return refusal(429, "rate_limited", "Too many wrong class codes from this network; wait a minute.",
+                       {"Retry-After": RETRY_AFTER_S})
+    room = classroom.rooms.get(request.path_params["code"])
+    if room is None:
+        classroom.wrong_guess(address)
+        return refusal(404, "room_not_found", "No open class has that code.")
+    return Response(qr_svg(join_url(request.base_url, room.code)), media_type="image/svg+xml", headers=NO_STORE)
+
+
+def qr_svg(text: str) -> bytes:
+    buffer = io.BytesIO()
+    # No width/height attributes: the page sizes the code; quiet zone of 2 modules is plenty on a screen.
+    segno.make(text, error="m").save(buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff")
+    return buffer.getvalue()
+
+
+async def teacher_endpoint(websocket: WebSocket) -> None:
+    if not origin_allowed(websocket, settings_of(websocket).allowed_origins):
+        await websocket.close(1008)
+        return
+    await websocket.accept()
+    room = await authenticate(websocket)
+    if room is None:
+        await close(websocket)
+        return
+    await Dashboard(websocket, room, join_url(websocket.base_url, room.code), settings_of(websocket).send_timeout_s).serve()
+
+
+async def authenticate(websocket: WebSocket) -> Room | None:
+    """Reads `{"type": "auth", "room": CODE, "secret": SECRET}`; answers an error and returns None otherwise."""
+    classroom, address = classroom_of(websocket), address_of(websocket)
+    message = await first_message(websocket)
+    if message is None or message.get("type") != "auth":
+        await send_error(websocket, "unauthorized", 'The first message must be {"type": "auth", "room": …, "secret": …}.')
+        return None
+    if classroom.guessing_refused(address):
+        await send_error(websocket, "rate_limited", "Too many wrong codes or secrets from this network; wait a minute.")
+        return None
+    room = classroom.rooms.get(message.get("room"))
+    if room is None or not room.authenticate(message.get("secret")):
+        classroom.wrong_guess(address)
+        await send_error(websocket, "unauthorized", "That room code and secret do not open a dashboard.")
+        return None
+    return room
+
+
+async def first_message(websocket: WebSocket) -> dict[str, Any] | None:
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT_S):
+            message = await websocket.receive()
+        parsed = json.loads(message.get("text") or "null")
+    except (TimeoutError, ValueError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+async def send_error(websocket: WebSocket, code: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
+
+
+ROUTES = [
+    Route("/classroom", dashboard_page),
+    Route("/api/rooms", create_room, methods=["POST"]),
+    Route("/api/rooms/{code}/qr.svg", room_qr),
+    WebSocketRoute("/ws/teacher", teacher_endpoint),
+]
