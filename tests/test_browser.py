@@ -1,0 +1,338 @@
+"""The drawing page in real Chromium: mouse and touch strokes, streaming, bars, reconnects.
+
+Digits are drawn as strokes through real input events (no injected images), at a size and pen
+width like a person's. The page exposes a read-only `window.digitstream` hook so the tests can
+wait for "the newest snapshot's answer is on screen" instead of sleeping.
+
+Screenshots go to a temporary folder; with DIGITSTREAM_SCREENSHOTS=1 they are written to
+docs/screenshots/ (desktop.png, mobile.png) for the README.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from tests.support import REPO, ServerProcess
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("DIGITSTREAM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+WAIT_MS = 15_000          # generous: CI has two busy cores
+
+Point = tuple[float, float]
+Stroke = list[Point]
+
+
+# ---- Digits as people draw them, in pad units (0..1, y down) ---------------------------
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, turns: float = 1.08, n: int = 48) -> Stroke:
+    """Counter-clockwise from the top, a little past closing, as a pen draws an 'O'."""
+    return [
+        (cx - rx * math.sin(2 * math.pi * turns * i / n), cy - ry * math.cos(2 * math.pi * turns * i / n))
+        for i in range(n + 1)
+    ]
+
+
+def figure_eight(n: int = 64) -> Stroke:
+    """One continuous stroke: top loop, cross in the middle, bottom loop, back up."""
+    return [
+        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t))
+        for t in (2 * math.pi * i / n for i in range(n + 1))
+    ]
+
+
+DIGITS: dict[int, list[Stroke]] = {
+    0: [ellipse(0.5, 0.5, 0.19, 0.3)],
+    1: [[(0.53, 0.2), (0.47, 0.8)]],
+    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.63, 0.44),
+         (0.5, 0.57), (0.31, 0.79), (0.71, 0.79)]],
+    3: [[(0.33, 0.25), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.61, 0.41), (0.47, 0.47),
+         (0.62, 0.53), (0.68, 0.65), (0.62, 0.77), (0.48, 0.81), (0.32, 0.76)]],
+    4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
+    7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
+    8: [figure_eight()],
+}
+
+
+# ---- Browser plumbing -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(context: BrowserContext, base_url: str) -> Page:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]  # checked by assert_no_page_errors
+    page.goto(base_url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    return page
+
+
+def assert_no_page_errors(page: Page) -> None:
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def desktop(browser: Browser, server: ServerProcess) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    page = open_page(context, server.base_url)
+    yield page
+    assert_no_page_errors(page)
+    context.close()
+
+
+def to_screen(page: Page, point: Point) -> Point:
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
+
+
+def densify(stroke: Stroke, spacing: float = 0.03) -> Stroke:
+    """Intermediate points about every 3 % of the pad, like a mouse reporting as it moves.
+
+    Each input event costs Chromium about a frame (16 ms), so denser strokes only slow the
+    tests down; the pad's curves smooth the polyline either way."""
+    dense = [stroke[0]]
+    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+        steps = max(1, round(math.hypot(x1 - x0, y1 - y0) / spacing))
+        dense += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
+    return dense
+
+
+def mouse_stroke(page: Page, stroke: Stroke, pause_ms: float = 0, before_up=None) -> None:
+    points = [to_screen(page, p) for p in densify(stroke)]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*point)
+        if pause_ms:
+            page.wait_for_timeout(pause_ms)
+    if before_up is not None:
+        before_up()
+    page.mouse.up()
+
+
+def draw_digit(page: Page, digit: int) -> None:
+    for stroke in DIGITS[digit]:
+        mouse_stroke(page, stroke)
+
+
+def wait_settled(page: Page) -> None:
+    """Until the answer to the newest snapshot is on screen."""
+    page.wait_for_function("window.digitstream.settled", timeout=WAIT_MS)
+
+
+def meter_values(page: Page) -> list[float]:
+    return page.eval_on_selector_all(
+        "#bars [role=meter]", "meters => meters.map(m => Number(m.getAttribute('aria-valuenow')))"
+    )
+
+
+def stats(page: Page) -> dict:
+    return page.evaluate("window.digitstream.stats")
+
+
+def clear(page: Page) -> None:
+    page.keyboard.press("Escape")
+    expect(page.locator("#prediction")).to_have_attribute("data-digit", "")
+
+
+def save_screenshot(page: Page, name: str, tmp_path: Path) -> Path:
+    folder = REPO / "docs" / "screenshots" if os.environ.get("DIGITSTREAM_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path))
+    return path
+
+
+# ---- Desktop ----------------------------------------------------------------------------
+
+
+def test_page_has_accessible_results(desktop: Page) -> None:
+    clear(desktop)
+    meters = desktop.locator("#bars [role=meter]")
+    expect(meters).to_have_count(10)
+    for digit in range(10):
+        expect(meters.nth(digit)).to_have_attribute("aria-label", f"digit {digit}")
+        expect(meters.nth(digit)).to_have_attribute("aria-valuenow", "0")
+    expect(desktop.locator("#prediction")).to_have_attribute("aria-live", "polite")
+    assert desktop.eval_on_selector("#pad", "el => getComputedStyle(el).touchAction") == "none"
+
+
+@pytest.mark.parametrize("digit", sorted(DIGITS))
+def test_mouse_drawn_digit_is_recognised(desktop: Page, digit: int) -> None:
+    clear(desktop)
+    draw_digit(desktop, digit)
+    wait_settled(desktop)
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", str(digit))
+    assert sum(meter_values(desktop)) == pytest.approx(100, abs=1.5)
+    expect(desktop.locator("#preview")).to_be_visible()
+
+
+def test_predictions_stream_during_a_long_stroke(desktop: Page) -> None:
+    clear(desktop)
+    during_stroke: list[int] = []
+    # About a second of drawing, as a slow '0'.
+    mouse_stroke(
+        desktop, ellipse(0.5, 0.5, 0.19, 0.3, n=72), pause_ms=12,
+        before_up=lambda: during_stroke.append(stats(desktop)["predictionsThisStroke"]),
+    )
+    assert during_stroke[0] > 1, "bars should move while the pen is still down"
+    wait_settled(desktop)
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "0")
+    # The final snapshot is sent synchronously in the pen-up handler, not on a deferred task.
+    assert stats(desktop)["penUpToSendMs"] < 250
+
+
+def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
+    clear(desktop)
+    draw_digit(desktop, 4)
+    wait_settled(desktop)
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "4")
+    with_both_strokes = meter_values(desktop)
+
+    desktop.keyboard.press("Control+z")           # removes the vertical stroke
+    assert desktop.evaluate("window.digitstream.strokeCount") == 1
+    wait_settled(desktop)
+    assert meter_values(desktop) != with_both_strokes
+    assert sum(meter_values(desktop)) == pytest.approx(100, abs=1.5)
+
+    desktop.click("#undo")                        # removes the last stroke: blank again
+    assert desktop.evaluate("window.digitstream.strokeCount") == 0
+    wait_settled(desktop)
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
+    assert meter_values(desktop) == [0] * 10
+
+    draw_digit(desktop, 7)
+    wait_settled(desktop)
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "7")
+    desktop.click("#clear")
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
+    wait_settled(desktop)                          # the blank snapshot's answer keeps it blank
+    expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
+    assert meter_values(desktop) == [0] * 10
+    assert desktop.evaluate("window.digitstream.strokeCount") == 0
+
+
+def test_desktop_screenshot(desktop: Page, tmp_path: Path) -> None:
+    clear(desktop)
+    draw_digit(desktop, 7)
+    wait_settled(desktop)
+    desktop.wait_for_timeout(300)                 # let the bar transitions finish
+    assert save_screenshot(desktop, "desktop.png", tmp_path).stat().st_size > 0
+
+
+# ---- Phone ------------------------------------------------------------------------------
+
+
+def touch_stroke(page: Page, cdp, stroke: Stroke) -> None:
+    def touch(kind: str, point: Point | None) -> None:
+        points = [] if point is None else [dict(zip(("x", "y"), to_screen(page, point)))]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    points = densify(stroke)
+    touch("touchStart", points[0])
+    for point in points[1:]:
+        touch("touchMove", point)
+        page.wait_for_timeout(8)
+    touch("touchEnd", None)
+
+
+def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
+    browser: Browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, color_scheme="dark"
+    )
+    page = open_page(context, server.base_url)
+    # The pad fits the screen, drawn at device pixels.
+    box = page.locator("#pad").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert box["y"] + box["height"] <= PHONE["height"]
+    assert page.evaluate("(pad => pad.width === pad.clientWidth * 2)(document.querySelector('#pad'))")
+    cdp = context.new_cdp_session(page)
+
+    for stroke in DIGITS[7]:
+        touch_stroke(page, cdp, stroke)
+    wait_settled(page)
+    expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+    assert stats(page)["predictionsReceived"] > 1
+    page.wait_for_timeout(300)                    # let the bar transitions finish
+    save_screenshot(page, "mobile.png", tmp_path)
+
+    # Make the page scrollable, so a stroke that scrolled it would show up in scrollY:
+    # an upward swipe on the pad draws, it does not scroll the page down.
+    page.evaluate("document.body.style.minHeight = '300vh'")
+    touch_stroke(page, cdp, [(0.85, 0.9), (0.85, 0.1)])
+    assert page.evaluate("window.digitstream.strokeCount") == 2
+    assert page.evaluate("window.scrollY") == 0
+    # Control: the same swipe on the results below the pad does scroll.
+    touch_stroke(page, cdp, [(0.5, 1.6), (0.5, 1.1)])
+    assert page.evaluate("window.scrollY") > 0
+    assert_no_page_errors(page)
+    context.close()
+
+
+# ---- Failure modes ----------------------------------------------------------------------
+
+
+def test_without_websockets_the_page_classifies_over_http(browser: Browser, server: ServerProcess) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script("delete window.WebSocket")
+    page = context.new_page()
+    page.goto(server.base_url + "/")
+    expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
+    draw_digit(page, 7)
+    wait_settled(page)
+    expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+    expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
+    assert sum(meter_values(page)) == pytest.approx(100, abs=1.5)
+    context.close()
+
+
+def test_page_reconnects_and_resends_after_a_server_restart(browser: Browser, tmp_path: Path) -> None:
+    # Its own server: stopping the shared one would break the other tests.
+    servers = [ServerProcess(log_path=tmp_path / "server.log").start()]
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = open_page(context, servers[0].base_url)
+        draw_digit(page, 7)
+        wait_settled(page)
+        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+
+        servers[0].stop()
+        expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
+        # Mark the shown answer, so only a fresh answer from the new server can replace it.
+        page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")
+        servers.append(ServerProcess(port=servers[0].port, log_path=servers[0].log_path).start())
+
+        expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+        wait_settled(page)
+        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+        assert stats(page)["connections"] == 2
+        assert stats(page)["resends"] == 1
+        assert_no_page_errors(page)
+    finally:
+        context.close()
+        for server in servers:
+            server.stop()
