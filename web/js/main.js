@@ -8,6 +8,7 @@ import { Throttle } from './throttle.js';
 import { ConfidenceBars } from './bars.js';
 import { PredictionView } from './prediction.js';
 import { StatusView } from './status.js';
+import { attachClassroom } from './room.js';
 
 /** While drawing, at most one snapshot per this many ms: ~25 predictions/s feels live. */
 const LIVE_INTERVAL_MS = 40;
@@ -136,4 +137,5 @@ Object.defineProperty(window, 'digitstream', {
   }),
 });
 
+attachClassroom({ stream, pad });
 stream.start();
