@@ -109,10 +109,10 @@ def build_model(dropout: float = 0.3) -> keras.Model:
     x = inputs
     for layer in _conv_bn_relu(24, 3):
         x = layer(x)
-    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.MaxPooling2D(2, name="pool_to_14")(x)
     x = InceptionBlock(16, 16, 32, 8, 16, 16, name="inception_14a")(x)
     x = InceptionBlock(16, 16, 32, 8, 16, 16, name="inception_14b")(x)
-    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.MaxPooling2D(2, name="pool_to_7")(x)
     x = InceptionBlock(24, 24, 48, 12, 24, 24, name="inception_7a")(x)
     x = InceptionBlock(32, 32, 64, 16, 32, 32, name="inception_7b")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
