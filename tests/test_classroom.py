@@ -140,7 +140,7 @@ def test_teacher_commands_are_validated() -> None:
     assert parse_command('{"type": "prompt", "digit": 7}')["digit"] == 7
     assert parse_command('{"type": "prompt", "digit": null}')["digit"] is None
     for bad in ('{"type": "prompt", "digit": 10}', '{"type": "prompt", "digit": true}', '{"type": "remove"}',
-                '{"type": "auth"}', "[]", "nope", None):
+                '{"type": "auth"}', "[]", "nope", "[" * 100_000, None):
         with pytest.raises(BadCommand):
             parse_command(bad)
 

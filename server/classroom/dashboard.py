@@ -95,7 +95,7 @@ class Dashboard:
 def parse_command(text: str | None) -> dict[str, Any]:
     try:
         command = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise BadCommand(BAD_COMMAND) from None
     if not isinstance(command, dict):
         raise BadCommand(BAD_COMMAND)

@@ -129,7 +129,7 @@ async def first_message(websocket: WebSocket) -> dict[str, Any] | None:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
             message = await websocket.receive()
         parsed = json.loads(message.get("text") or "null")
-    except (TimeoutError, ValueError):
+    except (TimeoutError, ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
 
