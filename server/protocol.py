@@ -28,7 +28,7 @@ class BadMessage(ValueError):
 def parse_control(text: str) -> dict[str, Any]:
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise BadMessage(BAD_MESSAGE) from None
     if not isinstance(message, dict) or message.get("type") not in CONTROL_TYPES:
         raise BadMessage(BAD_MESSAGE)
