@@ -359,6 +359,7 @@ async def test_wrong_codes_are_rate_limited_per_address(server: ServerProcess) -
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9")) as client:
         response = await client.get(f"{server.base_url}/api/rooms/{room['room']}/qr.svg")
         assert response.status_code == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 3
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -393,4 +394,17 @@ async def test_bad_teacher_commands_are_answered_and_the_dashboard_stays(server:
     assert (await receive(board.ws))["code"] == "unknown_student"
     await board.command(type="ping", t=5)
     assert await receive(board.ws) == {"type": "pong", "t": 5}
+    await board.ws.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_student_who_drew_before_joining_arrives_with_the_drawing(server: ServerProcess, digit_pngs) -> None:
+    room = await create_room(server)
+    board = await Board.open(server, room)
+    async with connect(server) as ws:
+        await ws.send(digit_pngs[5][0])
+        digit = (await receive_type(ws, "prediction"))["digit"]
+        await ws.send(json.dumps({"type": "join", "room": room["room"], "name": "early"}))
+        student = (await receive_type(ws, "joined"))["student"]
+        await board.until(lambda b: student in b.tiles and b.tiles[student]["digit"] == digit)
     await board.ws.close()

@@ -222,9 +222,6 @@ class MemoryRooms:
         self._clock = clock
         self._rooms: dict[str, Room] = {}
 
-    def __len__(self) -> int:
-        return len(self._rooms)
-
     def create(self) -> tuple[Room, str]:
         self.expire_idle()
         if len(self._rooms) >= self.max_rooms:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import math
 from typing import Any
 
 import segno
@@ -23,7 +24,6 @@ from server.config import Settings
 from server.ws import origin_allowed
 
 AUTH_TIMEOUT_S = 10.0
-RETRY_AFTER_S = "60"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -45,6 +45,10 @@ def join_url(base_url: URL, code: str) -> str:
     return str(base_url.replace(scheme=scheme, path="/", query=f"room={code}", fragment=""))
 
 
+def retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
 def refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "code": code}, status_code=status, headers={**NO_STORE, **(headers or {})})
 
@@ -56,14 +60,15 @@ async def dashboard_page(request: Request) -> Response:
 async def create_room(request: Request) -> Response:
     """The only answer that ever carries the teacher secret."""
     classroom = classroom_of(request)
-    if not classroom.creations.take(address_of(request)):
+    address = address_of(request)
+    if not classroom.creations.take(address):
         return refusal(429, "rate_limited", "Too many rooms created from this network; wait a minute.",
-                       {"Retry-After": RETRY_AFTER_S})
+                       retry_after(classroom.creations.retry_after(address)))
     try:
         room, secret = classroom.rooms.create()
     except TooManyRooms:
         return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.",
-                       {"Retry-After": RETRY_AFTER_S})
+                       retry_after(60))
     body = {
         "room": room.code,
         "secret": secret,
@@ -79,7 +84,7 @@ async def room_qr(request: Request) -> Response:
     classroom, address = classroom_of(request), address_of(request)
     if classroom.guessing_refused(address):
         return refusal(429, "rate_limited", "Too many wrong class codes from this network; wait a minute.",
-                       {"Retry-After": RETRY_AFTER_S})
+                       retry_after(classroom.guesses.retry_after(address)))
     room = classroom.rooms.get(request.path_params["code"])
     if room is None:
         classroom.wrong_guess(address)

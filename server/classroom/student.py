@@ -4,7 +4,6 @@ copied to its tile, and the teacher's messages passed back (docs/protocol.md, "C
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from server import protocol
@@ -15,8 +14,6 @@ from server.classroom.outbox import Outbox
 from server.classroom.rooms import RoomFull, Seat
 from server.classroom.service import Classroom
 from server.stream import Send, SnapshotStream
-
-logger = logging.getLogger(__name__)
 
 CONTROLS = ("join", "leave")
 LEAVING = ("removed", "room_closed")
@@ -30,6 +27,7 @@ class Student:
         self._address = address
         self._outbox = Outbox(send)
         self._seat: Seat | None = None
+        self._last: Classification | None = None
         stream.add_listener(self._on_answer)
 
     async def control(self, message: dict[str, Any]) -> None:
@@ -65,11 +63,16 @@ class Student:
             return
         self._seat = seat
         await self._send(json.dumps(messages.joined(room, seat.tile.id, name)))
+        # A student who drew before joining (or whose drawing was answered just before a
+        # reconnect's join) shows up with that drawing, not a blank tile.
+        if self._last is not None:
+            seat.update(self._last)
 
     async def _refuse(self, code: str, message: str) -> None:
         await self._send(protocol.error(code, message))
 
     def _on_answer(self, seq: int, result: Classification) -> None:
+        self._last = result
         if self._seat is not None:
             self._seat.update(result)
 
