@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,21 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restartable_server(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Future[ServerProcess]]:
+    """A server of its own for the restart test (stopping the shared one would break other
+    tests), started in the background once the shared one is up (not competing with its
+    startup), so its own startup overlaps the drawing tests instead of adding to them."""
+    server = ServerProcess(log_path=tmp_path_factory.mktemp("restartable") / "server.log")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(server.start)
+        yield starting
+        starting.exception()   # wait for the start to finish before stopping
+        server.stop()
 
 
 def open_page(context: BrowserContext, base_url: str) -> Page:
@@ -234,6 +251,19 @@ def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
     assert desktop.evaluate("window.digitstream.strokeCount") == 0
 
 
+def test_a_stroke_that_leaves_the_pad_ends_cleanly(desktop: Page) -> None:
+    clear(desktop)
+    # Into the results panel and released there: pointer capture keeps the stroke on the pad.
+    mouse_stroke(desktop, [(0.5, 0.5), (0.9, 0.5), (1.4, 0.6)])
+    assert desktop.evaluate("window.digitstream.isDrawing") is False
+    assert desktop.evaluate("window.digitstream.strokeCount") == 1
+    assert desktop.evaluate("getSelection().toString()") == ""
+    wait_settled(desktop)
+    # A new stroke starts fresh instead of continuing the old one.
+    mouse_stroke(desktop, [(0.3, 0.3), (0.3, 0.6)])
+    assert desktop.evaluate("window.digitstream.strokeCount") == 2
+
+
 def test_desktop_screenshot(desktop: Page, tmp_path: Path) -> None:
     clear(desktop)
     draw_digit(desktop, 7)
@@ -289,6 +319,22 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     # Control: the same swipe on the results below the pad does scroll.
     touch_stroke(page, cdp, [(0.5, 1.6), (0.5, 1.1)])
     assert page.evaluate("window.scrollY") > 0
+
+    # A second finger landing mid-stroke (a palm, a pinch) neither draws nor ends the stroke.
+    page.evaluate("scrollTo(0, 0)")
+    page.keyboard.press("Escape")
+    first, second = (dict(zip(("x", "y"), to_screen(page, p))) for p in [(0.3, 0.3), (0.7, 0.7)])
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{**first, "id": 1}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{**first, "id": 1}, {**second, "id": 2}]})
+    for step in range(1, 6):
+        moved = {"x": first["x"], "y": first["y"] + 10 * step}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{**moved, "id": 1}, {**second, "id": 2}]})
+    # Lifting only the second finger: a touch list without it (touchEnd would lift both).
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{**moved, "id": 1}]})
+    assert page.evaluate("window.digitstream.isDrawing") is True
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert page.evaluate("window.digitstream.strokeCount") == 1
+    assert page.evaluate("window.digitstream.isDrawing") is False
     assert_no_page_errors(page)
     context.close()
 
@@ -310,21 +356,24 @@ def test_without_websockets_the_page_classifies_over_http(browser: Browser, serv
     context.close()
 
 
-def test_page_reconnects_and_resends_after_a_server_restart(browser: Browser, tmp_path: Path) -> None:
-    # Its own server: stopping the shared one would break the other tests.
-    servers = [ServerProcess(log_path=tmp_path / "server.log").start()]
+def test_page_reconnects_and_resends_after_a_server_restart(
+    browser: Browser, restartable_server: Future[ServerProcess]
+) -> None:
+    server = restartable_server.result(timeout=180)
     context = browser.new_context(viewport=DESKTOP)
     try:
-        page = open_page(context, servers[0].base_url)
+        page = open_page(context, server.base_url)
         draw_digit(page, 7)
         wait_settled(page)
         expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
 
-        servers[0].stop()
-        expect(page.locator("#status")).to_have_attribute("data-state", "reconnecting", timeout=WAIT_MS)
+        server.stop()
+        expect(page.locator("#status")).to_have_attribute(
+            "data-state", re.compile("reconnecting|offline"), timeout=WAIT_MS
+        )
         # Mark the shown answer, so only a fresh answer from the new server can replace it.
         page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")
-        servers.append(ServerProcess(port=servers[0].port, log_path=servers[0].log_path).start())
+        server.start()                            # a fresh process on the same port
 
         expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
         wait_settled(page)
@@ -334,5 +383,3 @@ def test_page_reconnects_and_resends_after_a_server_restart(browser: Browser, tm
         assert_no_page_errors(page)
     finally:
         context.close()
-        for server in servers:
-            server.stop()
