@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -13,7 +14,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from server import protocol
 from server.classroom import messages
 from server.classroom.rooms import Room, Watch
+from server.service import Service
 
+logger = logging.getLogger(__name__)
 TICK_S = 0.2        # at most five dashboard updates a second, however many students draw
 CLOSE_TIMEOUT_S = 1.0
 CLIENT_GONE = (WebSocketDisconnect, ConnectionError, TimeoutError)
@@ -28,14 +31,16 @@ class BadCommand(ValueError):
 
 
 class Dashboard:
-    def __init__(self, websocket: WebSocket, room: Room, join_url: str, send_timeout_s: float) -> None:
+    def __init__(self, websocket: WebSocket, room: Room, join_url: str, service: Service) -> None:
         self.websocket = websocket
         self.room = room
         self.join_url = join_url
-        self._send_timeout_s = send_timeout_s
+        self._service = service
         self._send_lock = asyncio.Lock()
 
     async def serve(self) -> None:
+        # Tracked like a student's connection, so a shutdown closes it with 1001 at once.
+        forget = self._service.track(lambda: close(self.websocket, protocol.CLOSE_GOING_AWAY))
         watch = self.room.watch()
         try:
             await self._send(messages.snapshot(self.room, self.join_url))
@@ -45,10 +50,14 @@ class Dashboard:
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception) and not isinstance(outcome, CLIENT_GONE):
+                    logger.error("a dashboard connection failed", exc_info=outcome)
         except CLIENT_GONE:
             pass
         finally:
+            forget()
             self.room.unwatch(watch)
             await close(self.websocket, 1000)
 
@@ -87,7 +96,7 @@ class Dashboard:
             await self._send({"type": "pong", "t": command.get("t")})
 
     async def _send(self, message: dict[str, Any]) -> None:
-        async with asyncio.timeout(self._send_timeout_s):
+        async with asyncio.timeout(self._service.settings.send_timeout_s):
             async with self._send_lock:
                 await self.websocket.send_text(json.dumps(message))
 

@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from server import protocol
 from server.classroom.dashboard import Dashboard, close
 from server.classroom.rooms import Room, TooManyRooms
 from server.classroom.service import Classroom
@@ -101,14 +102,18 @@ def qr_svg(text: str) -> bytes:
 
 async def teacher_endpoint(websocket: WebSocket) -> None:
     if not origin_allowed(websocket, settings_of(websocket).allowed_origins):
-        await websocket.close(1008)
+        await websocket.close(protocol.CLOSE_POLICY_VIOLATION)
         return
     await websocket.accept()
+    service = websocket.app.state.service
+    if service.closing:
+        await close(websocket, protocol.CLOSE_GOING_AWAY)
+        return
     room = await authenticate(websocket)
     if room is None:
         await close(websocket)
         return
-    await Dashboard(websocket, room, join_url(websocket.base_url, room.code), settings_of(websocket).send_timeout_s).serve()
+    await Dashboard(websocket, room, join_url(websocket.base_url, room.code), service).serve()
 
 
 async def authenticate(websocket: WebSocket) -> Room | None:
