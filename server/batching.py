@@ -47,7 +47,7 @@ class BatchResult:
     batch_size: int
 
 
-@dataclass
+@dataclass(eq=False)  # identity: deque.remove must not compare images (numpy == is elementwise)
 class _Item:
     image: np.ndarray
     future: asyncio.Future[BatchResult]
