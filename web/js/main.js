@@ -20,7 +20,7 @@ const pad = new DrawingPad($('pad'));
 const bars = new ConfidenceBars($('bars'));
 const prediction = new PredictionView({
   region: $('prediction'), digit: $('prediction-digit'), label: $('prediction-label'),
-  confidence: $('prediction-confidence'), preview: $('preview'),
+  confidence: $('prediction-confidence'), preview: $('preview'), spoken: $('prediction-spoken'),
 });
 const status = new StatusView({ element: $('status'), text: $('status-text'), rtt: $('status-rtt') });
 const stream = new PredictionStream({

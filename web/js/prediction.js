@@ -9,13 +9,15 @@ export class PredictionView {
   #label;
   #confidence;
   #preview;
+  #spoken;
 
-  constructor({ region, digit, label, confidence, preview }) {
+  constructor({ region, digit, label, confidence, preview, spoken }) {
     this.#region = region;
     this.#digit = digit;
     this.#label = label;
     this.#confidence = confidence;
     this.#preview = preview;
+    this.#spoken = spoken;
   }
 
   show({ digit, confidence, preview }) {
@@ -24,6 +26,7 @@ export class PredictionView {
     this.#digit.textContent = String(digit);
     this.#label.textContent = confidence < UNSURE_BELOW ? 'Maybe a' : 'Looks like a';
     this.#confidence.textContent = `${Math.round(confidence * 100)}% sure`;
+    this.#spoken.textContent = `${this.#label.textContent} ${digit}, ${this.#confidence.textContent}.`;
     if (preview) {
       this.#preview.src = `data:image/png;base64,${preview}`;
       this.#preview.hidden = false;
@@ -36,6 +39,7 @@ export class PredictionView {
     this.#digit.textContent = '?';
     this.#label.textContent = 'Draw a digit';
     this.#confidence.textContent = '';
+    this.#spoken.textContent = 'Blank pad.';
     this.#preview.hidden = true;
     this.#preview.removeAttribute('src');
   }

@@ -12,7 +12,7 @@
 //   'servererror' detail: {code, message, seq?}
 
 const PING_INTERVAL_MS = 2000;
-const PONG_TIMEOUT_MS = 7000;       // a socket silent this long is dead (sleeping phone, NAT)
+const PONG_TIMEOUT_MS = 7000;       // a ping unanswered this long: the socket is dead (NAT, Wi-Fi)
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 const OFFLINE_AFTER_ATTEMPTS = 4;   // then say "offline" rather than "reconnecting"
@@ -30,7 +30,7 @@ export class PredictionStream extends EventTarget {
   #everOpened = false;
   #retryTimer = null;
   #pingTimer = null;
-  #lastHeardAt = 0;
+  #pingUnansweredSince = null;
   #sentSeq = 0;            // seq the server gives our latest snapshot (it counts 1, 2, 3 … per socket)
   #shownSeq = 0;           // newest prediction passed on
   #minSeq = 0;             // predictions below this describe a drawing undone or cleared since
@@ -133,7 +133,7 @@ export class PredictionStream extends EventTarget {
     this.#shownSeq = 0;
     this.#minSeq = 0;
     this.#sentAt.clear();
-    this.#lastHeardAt = performance.now();
+    this.#pingUnansweredSince = null;
     this.#setState('connected');
     this.#ping();
     this.#pingTimer = setInterval(() => this.#ping(), PING_INTERVAL_MS);
@@ -142,7 +142,7 @@ export class PredictionStream extends EventTarget {
 
   #onMessage(socket, e) {
     if (socket !== this.#socket || typeof e.data !== 'string') return;
-    this.#lastHeardAt = performance.now();
+    this.#pingUnansweredSince = null;   // any message proves the socket alive
     let message;
     try {
       message = JSON.parse(e.data);
@@ -178,11 +178,14 @@ export class PredictionStream extends EventTarget {
 
   #ping() {
     if (!this.isOpen) return;
-    if (performance.now() - this.#lastHeardAt > PONG_TIMEOUT_MS) {
-      this.#socket.close();   // 'close' follows and reconnects
-      return;
+    // Judged by an unanswered ping, not by silence: background tabs run this timer only once
+    // a minute, and a quiet but healthy socket must not be dropped for it.
+    if (this.#pingUnansweredSince !== null) {
+      if (performance.now() - this.#pingUnansweredSince > PONG_TIMEOUT_MS) this.#socket.close();
+      return;   // 'close' follows and reconnects
     }
-    this.sendControl({ type: 'ping', t: performance.now() });
+    this.#pingUnansweredSince = performance.now();
+    this.sendControl({ type: 'ping', t: this.#pingUnansweredSince });
   }
 
   #scheduleReconnect() {
