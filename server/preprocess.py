@@ -52,8 +52,9 @@ THICKEST, THICK_TARGET = 4.2, 3.0
 # of width, in a field with room to grow around the 20-px box.
 WORK_SCALE = 4
 WORK_FIELD = (BOX + 20) * WORK_SCALE
-# Drawings larger than this are averaged down before anything else.
-LARGEST_EXTENT = 400
+# Drawings larger than this (in pixels) are averaged down before anything else: 8×
+# MNIST's resolution is plenty, and the cost stops growing with the canvas.
+LARGEST_EXTENT = 160
 
 _FORMATS = ("PNG", "JPEG", "WEBP")
 
@@ -149,58 +150,77 @@ def _normalised_mode(image: Image.Image) -> Image.Image:
 
 
 def _validated(pixels: np.ndarray) -> np.ndarray:
-    """Channels last, float32 in [0, 1]."""
+    """Channels last, uint8."""
     pixels = np.asarray(pixels)
     grey = pixels.ndim == 2
     colour = pixels.ndim == 3 and pixels.shape[2] in (3, 4) and pixels.dtype == np.uint8
     if not (grey or colour) or pixels.size == 0:
         raise _unreadable()
-    if pixels.dtype == np.uint8:
-        values = pixels.astype(np.float32) * np.float32(1 / 255)
-    elif np.issubdtype(pixels.dtype, np.floating):
-        values = pixels.astype(np.float32)
-        if not np.isfinite(values).all():
+    if np.issubdtype(pixels.dtype, np.floating):
+        if not np.isfinite(pixels).all():
             raise _unreadable()
-        values = np.clip(values, 0.0, 1.0)
-    else:
+        # The output is 8-bit: so may the input be.
+        pixels = np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+    elif pixels.dtype != np.uint8:
         raise _unreadable()
-    return values if colour else values[:, :, None]
+    return pixels if colour else pixels[:, :, None]
 
 
 def _ink(pixels: np.ndarray) -> np.ndarray | None:
-    """How much ink each pixel holds, 0–1, whatever the colours; None when there is none."""
+    """How much ink each pixel holds, 0–1, around the ink only; None when there is none.
+
+    Only the ink's surroundings are kept, averaged down when large: what follows then
+    costs the same for any canvas size.
+    """
+    distance = _distance(pixels)
+    # Lossy formats leave noise on the background: measure it on the border, and count
+    # only what stands above it.
+    noise = 4.0 * float(np.median(_border(distance)))
+    strongest = float(distance.max())
+    if strongest - noise < MIN_CONTRAST * 255:
+        return None
+    top, left, extent = _ink_box(distance >= noise + CROP_LEVEL * (strongest - noise))
+    factor = extent // LARGEST_EXTENT + 1
+    margin = 2 * factor  # room for the anti-aliased edge around the box
+    region = distance[max(0, top - margin) : top + extent + margin, max(0, left - margin) : left + extent + margin]
+    if factor > 1:
+        region = np.asarray(Image.fromarray(region).reduce(factor))
+    ink = np.clip((region.astype(np.float32) - noise) / (strongest - noise), 0.0, 1.0)
+    # Strokes thinner than the new pixels fade when averaged down: restore the contrast.
+    return ink / ink.max() if factor > 1 else ink
+
+
+def _distance(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel's difference from the background colour, on a 0–255 scale."""
     if pixels.shape[2] == 4:
         alpha = pixels[:, :, 3:]
         # A transparent background means the alpha carries the ink (the page's own canvas
         # is black everywhere in RGB); an opaque one means the colours do.
-        pixels = alpha if np.median(_border(alpha)) < 0.5 else pixels[:, :, :3]
-    background = np.median(_border(pixels), axis=0)
-    difference = pixels - background
+        pixels = alpha if np.median(_border(alpha)) < 128 else pixels[:, :, :3]
+    if pixels.shape[2] == 3 and _is_grey(pixels):
+        pixels = pixels[:, :, :1]
     if pixels.shape[2] == 1:
-        distance = np.abs(difference[:, :, 0])
-    else:
-        distance = np.sqrt(np.einsum("ijk,ijk->ij", difference, difference) / pixels.shape[2])
-    # Lossy formats leave noise on the background: measure it on the border, and count
-    # only what stands above it.
-    noise = 4.0 * float(np.median(np.abs(_border(distance[:, :, None]))))
-    strongest = float(distance.max())
-    if strongest - noise < MIN_CONTRAST:
-        return None
-    return np.clip((distance - noise) / (strongest - noise), 0.0, 1.0)
+        # The common case, kept in small integers: it runs on every full-size snapshot.
+        grey = pixels[:, :, 0]
+        background = int(np.median(_border(grey)))
+        return np.abs(grey.astype(np.int16) - background).astype(np.uint8)
+    values = pixels.astype(np.float32)
+    difference = values - np.median(_border(values), axis=0)
+    # Root-mean-square over the channels keeps the 0–255 scale of a grey level.
+    return np.sqrt(np.einsum("ijk,ijk->ij", difference, difference) / 3.0)
+
+
+def _is_grey(pixels: np.ndarray) -> bool:
+    return bool((pixels[:, :, 0] == pixels[:, :, 1]).all() and (pixels[:, :, 1] == pixels[:, :, 2]).all())
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
-    """The outermost pixels, as an (n, channels) array."""
+    """The outermost pixels, as an (n, ...) array."""
     return np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
 
 
 def _mnist_like(ink: np.ndarray) -> Prepared:
-    top, left, extent = _ink_box(ink)
-    if extent > LARGEST_EXTENT:
-        # Resampling cost and memory grow with the square of the ink's size: average big
-        # drawings down first, as Pillow's reducing_gap would.
-        ink = _normalised(_reduced(ink, extent // LARGEST_EXTENT + 1))
-        top, left, extent = _ink_box(ink)
+    top, left, extent = _ink_box(ink >= CROP_LEVEL)
     width = _stroke_width(ink[top : top + extent, left : left + extent])
     if extent < max(MIN_EXTENT, MIN_EXTENT_PER_WIDTH * width):
         return EMPTY
@@ -208,25 +228,20 @@ def _mnist_like(ink: np.ndarray) -> Prepared:
     if not THINNEST <= mnist_width <= THICKEST:
         wanted = THIN_TARGET if mnist_width < THINNEST else THICK_TARGET
         ink = _repainted(ink, BOX / extent, wanted - mnist_width)
-        top, left, extent = _ink_box(ink)
+        top, left, extent = _ink_box(ink >= CROP_LEVEL)
     preview = np.round(_placed(ink, (top, left), BOX / extent) * 255).astype(np.uint8)
     return Prepared(image=preview.astype(np.float32) / np.float32(255), preview=preview)
 
 
-def _ink_box(ink: np.ndarray) -> tuple[int, int, int]:
-    """Top, left and longest side of the box around the ink."""
-    strong = ink >= CROP_LEVEL
+def _ink_box(strong: np.ndarray) -> tuple[int, int, int]:
+    """Top, left and longest side of the box around the strong ink."""
     rows = np.flatnonzero(strong.any(axis=1))
     cols = np.flatnonzero(strong.any(axis=0))
     return int(rows[0]), int(cols[0]), int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
 
 
-def _reduced(ink: np.ndarray, factor: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(ink).reduce(factor))
-
-
 def _normalised(ink: np.ndarray) -> np.ndarray:
-    """Strongest ink 1 again: lines thinner than the new pixels fade when averaged down."""
+    """Strongest ink 1 again, after resampling has faded lines thinner than a pixel."""
     return ink / ink.max()
 
 
@@ -245,7 +260,7 @@ def _stroke_width(ink: np.ndarray) -> float:
 
 def _repainted(ink: np.ndarray, scale: float, widen: float) -> np.ndarray:
     """The digit at WORK_SCALE × MNIST's size, its strokes `widen` MNIST pixels wider."""
-    work = _normalised(_placed(ink, _ink_box(ink)[:2], scale * WORK_SCALE, WORK_FIELD))
+    work = _normalised(_placed(ink, _ink_box(ink >= CROP_LEVEL)[:2], scale * WORK_SCALE, WORK_FIELD))
     steps = round(abs(widen) * WORK_SCALE / 2)  # each step adds a pixel on both sides
     if widen > 0:
         return _dilated(work, steps)
