@@ -24,7 +24,8 @@ from tests.support import REPO, ServerProcess
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("DIGITSTREAM_CHROMIUM", "/usr/bin/chromium")
+# `make test CHROMIUM=…` passes the Makefile's variable through the environment.
+CHROMIUM = os.environ.get("CHROMIUM") or os.environ.get("DIGITSTREAM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -342,6 +343,64 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
 
 
 # ---- Failure modes ----------------------------------------------------------------------
+
+
+# A stand-in for the server's socket, so a test can answer out of order on purpose.
+FAKE_WEBSOCKET = """
+window.fakeSockets = [];
+window.WebSocket = class FakeWebSocket extends EventTarget {
+  constructor(url) {
+    super();
+    Object.assign(this, { url, readyState: 0, bufferedAmount: 0, binaryType: 'blob', sent: [] });
+    fakeSockets.push(this);
+    setTimeout(() => { this.readyState = 1; this.dispatchEvent(new Event('open')); });
+  }
+  send(data) { this.sent.push(typeof data === 'string' ? JSON.parse(data) : 'snapshot'); }
+  close() { this.readyState = 3; this.dispatchEvent(new Event('close')); }
+  answer(message) { this.dispatchEvent(new MessageEvent('message', { data: JSON.stringify(message) })); }
+};
+"""
+
+
+def fake_prediction(seq: int, digit: int | None) -> dict:
+    probabilities = [0.0] * 10
+    if digit is not None:
+        probabilities[digit] = 1.0
+    return {
+        "type": "prediction", "seq": seq, "empty": digit is None, "digit": digit,
+        "confidence": 0.0 if digit is None else 1.0, "probabilities": probabilities,
+        "preview": None, "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
+    }
+
+
+def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerProcess) -> None:
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(FAKE_WEBSOCKET)
+    page = open_page(context, server.base_url)
+    answer = lambda seq, digit: page.evaluate(  # noqa: E731
+        "message => fakeSockets[0].answer(message)", fake_prediction(seq, digit)
+    )
+    prediction = page.locator("#prediction")
+
+    draw_digit(page, 7)
+    sent = page.evaluate("window.digitstream.sentSeq")
+    assert sent == page.evaluate("fakeSockets[0].sent.filter(m => m === 'snapshot').length") > 2
+    answer(sent - 1, 7)
+    expect(prediction).to_have_attribute("data-digit", "7")
+    answer(sent - 2, 1)                              # older than the one shown: ignored
+    expect(prediction).to_have_attribute("data-digit", "7")
+
+    page.keyboard.press("Escape")                    # clear: a control message and a blank snapshot
+    assert {"type": "clear"} in page.evaluate("fakeSockets[0].sent")
+    assert page.evaluate("window.digitstream.sentSeq") == sent + 1
+    answer(sent, 4)                                  # newer, but about the cleared drawing: ignored
+    expect(prediction).to_have_attribute("data-digit", "")
+    assert page.evaluate("window.digitstream.lastSeq") == sent - 1
+    answer(sent + 1, None)
+    expect(prediction).to_have_attribute("data-digit", "")
+    assert page.evaluate("window.digitstream.settled")
+    assert_no_page_errors(page)
+    context.close()
 
 
 def test_without_websockets_the_page_classifies_over_http(browser: Browser, server: ServerProcess) -> None:
