@@ -28,7 +28,7 @@ CHROMIUM_ARGS = [
 ]
 PROJECTOR = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-WAIT_MS = 20_000
+WAIT_MS = 20_000          # generous: two busy cores
 # Name and the digit each scripted student sends (a hold-out sample of that digit).
 SCRIPTED_STUDENTS = [("Chloé", 3), ("Dev", 7), ("Emil", 2), ("Fatima", 8), ("Gus", 7), ("Hana", 5), ("Ivo", 4), ("Jun", 9)]
 HTML_NAME = "<b>Ann</b><img src=x>"
@@ -84,17 +84,17 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
     assert len(code) == 8
     assert dashboard.evaluate("location.hash") == f"#{code}"
     assert "secret" not in dashboard.url
-    expect(dashboard.locator("#qr")).to_have_js_property("complete", True)
+    expect(dashboard.locator("#qr")).to_have_js_property("complete", True, timeout=WAIT_MS)
     assert dashboard.eval_on_selector("#qr", "img => img.naturalWidth") > 0
 
     # Ann arrives by the join link; Ben types the code, lower case and with a dash.
     ann = new_page(browser, f"{server.base_url}/?room={code}", PHONE)
-    expect(ann.locator("#join-dialog")).to_be_visible()
-    expect(ann.locator("#join-code")).to_have_value(code)
+    expect(ann.locator("#join-dialog")).to_be_visible(timeout=WAIT_MS)
+    expect(ann.locator("#join-code")).to_have_value(code, timeout=WAIT_MS)
     ann.fill("#join-name", HTML_NAME)
     ann.click("#join-dialog button[type=submit]")
     expect(ann.locator("#room-banner")).to_be_visible(timeout=WAIT_MS)
-    expect(ann.locator("#room-name")).to_have_text(HTML_NAME)
+    expect(ann.locator("#room-name")).to_have_text(HTML_NAME, timeout=WAIT_MS)
     ben = new_page(browser, f"{server.base_url}/", PHONE)
     ben.click("#join-class")
     ben.fill("#join-code", f"{code[:4].lower()}-{code[4:].lower()}")
@@ -106,7 +106,7 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
             scripted_student(scripted, server, code, name, digit)
         expect(dashboard.locator(".tile")).to_have_count(2 + len(SCRIPTED_STUDENTS), timeout=WAIT_MS)
         # The HTML in Ann's name is text on every page, never markup.
-        expect(tile(dashboard, HTML_NAME).locator(".tile-name")).to_have_text(HTML_NAME)
+        expect(tile(dashboard, HTML_NAME).locator(".tile-name")).to_have_text(HTML_NAME, timeout=WAIT_MS)
         assert dashboard.locator(".tile-name b, .tile-name img").count() == 0
         assert ann.locator("#room-name b, #room-name img").count() == 0
 
@@ -116,13 +116,13 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
         expect(ben.locator("#room-prompt")).to_have_text("Draw a 7", timeout=WAIT_MS)
         draw(ann, SEVEN)
         draw(ben, ONE)
-        expect(ann.locator("#room-prompt")).to_have_attribute("data-match", "true")
+        expect(ann.locator("#room-prompt")).to_have_attribute("data-match", "true", timeout=WAIT_MS)
         ann_tile, ben_tile = tile(dashboard, HTML_NAME), tile(dashboard, "Ben")
         expect(ann_tile).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
-        expect(ann_tile).to_have_attribute("data-match", "true")
+        expect(ann_tile).to_have_attribute("data-match", "true", timeout=WAIT_MS)
         expect(ben_tile).to_have_attribute("data-digit", "1", timeout=WAIT_MS)
-        expect(ben_tile).to_have_attribute("data-match", "false")
-        expect(ann_tile.locator(".tile-preview")).to_be_visible()
+        expect(ben_tile).to_have_attribute("data-match", "false", timeout=WAIT_MS)
+        expect(ann_tile.locator(".tile-preview")).to_be_visible(timeout=WAIT_MS)
         expect(dashboard.locator(".tile[data-digit='']")).to_have_count(0, timeout=WAIT_MS)
         matching = dashboard.locator(".tile[data-match=true]").count()
         assert matching >= 1
@@ -134,13 +134,13 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
         ann.wait_for_function("window.digitstream.strokeCount === 0", timeout=WAIT_MS)
         ben.wait_for_function("window.digitstream.strokeCount === 0", timeout=WAIT_MS)
         expect(ann_tile).to_have_attribute("data-digit", "", timeout=WAIT_MS)
-        expect(dashboard.locator("#matching")).to_have_text("0")
+        expect(dashboard.locator("#matching")).to_have_text("0", timeout=WAIT_MS)
 
         # Remove Ben: he is told and keeps drawing alone; his tile goes.
         ben_tile.hover()
         ben_tile.locator(".tile-remove").click()
         expect(ben.locator("#room-notice")).to_contain_text("removed", timeout=WAIT_MS)
-        expect(ben.locator("#join-class")).to_be_visible()
+        expect(ben.locator("#join-class")).to_be_visible(timeout=WAIT_MS)
         expect(ben_tile).to_have_count(0, timeout=WAIT_MS)
 
         # Close the room (two clicks): Ann is told, the dashboard goes back to its start.
@@ -159,7 +159,7 @@ def test_a_wrong_code_is_explained_in_the_dialog(browser: Browser, server: Serve
     page.fill("#join-name", "Zoe")
     page.click("#join-dialog button[type=submit]")
     expect(page.locator("#join-error")).to_have_text("No open class has that code.", timeout=WAIT_MS)
-    expect(page.locator("#room-banner")).to_be_hidden()
+    expect(page.locator("#room-banner")).to_be_hidden(timeout=WAIT_MS)
     page.context.close()
 
 
