@@ -88,12 +88,12 @@ def restartable_server(
     """A server of its own for the restart test (stopping the shared one would break other
     tests), started in the background once the shared one is up (not competing with its
     startup), so its own startup overlaps the drawing tests instead of adding to them."""
-    server = ServerProcess(log_path=tmp_path_factory.mktemp("restartable") / "server.log")
+    own = ServerProcess(log_path=tmp_path_factory.mktemp("restartable") / "server.log")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        starting = pool.submit(server.start)
+        starting = pool.submit(own.start)
         yield starting
         starting.exception()   # wait for the start to finish before stopping
-        server.stop()
+        own.stop()
 
 
 def open_page(context: BrowserContext, base_url: str) -> Page:
@@ -278,17 +278,19 @@ def test_desktop_screenshot(desktop: Page, tmp_path: Path) -> None:
 # ---- Phone ------------------------------------------------------------------------------
 
 
-def touch_stroke(page: Page, cdp, stroke: Stroke) -> None:
-    def touch(kind: str, point: Point | None) -> None:
-        points = [] if point is None else [dict(zip(("x", "y"), to_screen(page, point)))]
-        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+def touches(page: Page, cdp, kind: str, *fingers: tuple[int, Point]) -> None:
+    """The fingers now on the screen, as (id, point); CDP derives each finger's down/move/up."""
+    points = [{"id": finger, **dict(zip(("x", "y"), to_screen(page, p)))} for finger, p in fingers]
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
+
+def touch_stroke(page: Page, cdp, stroke: Stroke) -> None:
     points = densify(stroke)
-    touch("touchStart", points[0])
+    touches(page, cdp, "touchStart", (1, points[0]))
     for point in points[1:]:
-        touch("touchMove", point)
+        touches(page, cdp, "touchMove", (1, point))
         page.wait_for_timeout(8)
-    touch("touchEnd", None)
+    touches(page, cdp, "touchEnd")
 
 
 def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
@@ -326,16 +328,13 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     # A second finger landing mid-stroke (a palm, a pinch) neither draws nor ends the stroke.
     page.evaluate("scrollTo(0, 0)")
     page.keyboard.press("Escape")
-    first, second = (dict(zip(("x", "y"), to_screen(page, p))) for p in [(0.3, 0.3), (0.7, 0.7)])
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{**first, "id": 1}]})
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{**first, "id": 1}, {**second, "id": 2}]})
-    for step in range(1, 6):
-        moved = {"x": first["x"], "y": first["y"] + 10 * step}
-        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{**moved, "id": 1}, {**second, "id": 2}]})
-    # Lifting only the second finger: a touch list without it (touchEnd would lift both).
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{**moved, "id": 1}]})
+    touches(page, cdp, "touchStart", (1, (0.3, 0.3)))
+    touches(page, cdp, "touchStart", (1, (0.3, 0.3)), (2, (0.7, 0.7)))
+    for y in (0.35, 0.4, 0.45, 0.5):
+        touches(page, cdp, "touchMove", (1, (0.3, y)), (2, (0.75, y)))
+    touches(page, cdp, "touchMove", (1, (0.3, 0.5)))       # lifts the second finger only
     assert page.evaluate("window.digitstream.isDrawing") is True
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    touches(page, cdp, "touchEnd")
     assert page.evaluate("window.digitstream.strokeCount") == 1
     assert page.evaluate("window.digitstream.isDrawing") is False
     assert_no_page_errors(page)

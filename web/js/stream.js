@@ -12,6 +12,7 @@
 //   'servererror' detail: {code, message, seq?}
 
 const PING_INTERVAL_MS = 2000;
+const CONNECT_TIMEOUT_MS = 10000;   // a handshake that hangs (captive portal, dead route) is retried
 const PONG_TIMEOUT_MS = 7000;       // a ping unanswered this long: the socket is dead (NAT, Wi-Fi)
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -119,9 +120,10 @@ export class PredictionStream extends EventTarget {
     }
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
-    socket.addEventListener('open', () => this.#onOpen(socket));
+    const giveUp = setTimeout(() => socket.close(), CONNECT_TIMEOUT_MS);
+    socket.addEventListener('open', () => { clearTimeout(giveUp); this.#onOpen(socket); });
     socket.addEventListener('message', (e) => this.#onMessage(socket, e));
-    socket.addEventListener('close', () => this.#onClose(socket));
+    socket.addEventListener('close', () => { clearTimeout(giveUp); this.#onClose(socket); });
   }
 
   #onOpen(socket) {
