@@ -9,7 +9,8 @@ so every snapshot goes through that recipe here:
 2. find the ink whatever the colours: the distance of each pixel from the
    background colour (or the alpha, when the background is transparent);
 3. crop to the ink, and call the snapshot empty when there is none or only specks;
-4. resample so the longest side of the ink is 20 px, with the centre of mass at the
+4. repaint strokes much thinner or thicker than MNIST's towards its usual width;
+5. resample so the longest side of the ink is 20 px, with the centre of mass at the
    centre of the 28×28 field, in one anti-aliased resampling.
 
 Everything here is a pure function of its input, so it is safe on worker threads.
@@ -186,8 +187,7 @@ def _ink(pixels: np.ndarray) -> np.ndarray | None:
     if factor > 1:
         region = np.asarray(Image.fromarray(region).reduce(factor))
     ink = np.clip((region.astype(np.float32) - noise) / (strongest - noise), 0.0, 1.0)
-    # Strokes thinner than the new pixels fade when averaged down: restore the contrast.
-    return ink / ink.max() if factor > 1 else ink
+    return _normalised(ink) if factor > 1 else ink
 
 
 def _distance(pixels: np.ndarray) -> np.ndarray:

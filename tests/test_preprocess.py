@@ -64,7 +64,8 @@ def model_inputs(prepared: list[Prepared]) -> np.ndarray:
 
 def png(pixels: np.ndarray, format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format)
+    # Light compression: the tests encode thousands of canvases; decoding is the same.
+    Image.fromarray(pixels).save(buffer, format, **({"compress_level": 1} if format == "PNG" else {}))
     return buffer.getvalue()
 
 
@@ -139,6 +140,16 @@ def coloured(coverage: np.ndarray, scheme: str) -> np.ndarray:
 
 
 CORNERS = [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0), (1.0, 1.0)]
+_usual: dict[int, np.ndarray] = {}
+
+
+def usual(digit: np.ndarray) -> np.ndarray:
+    """drawn(digit) with the defaults, drawn once for the five colour families."""
+    key = hash(digit.tobytes())
+    if key not in _usual:
+        _usual[key] = drawn(digit)
+    return _usual[key]
+
 
 # Pens at 0.6× and 1.5× their width lose detail no preprocessing gets back (broken
 # thin strokes, filled loops); with the current model they score about 2 points below
@@ -151,11 +162,11 @@ FAMILIES = {
     "in the corners": lambda i, d: coloured(drawn(d, size=0.35, at=CORNERS[i % 4]), "black on white"),
     "thin pen": lambda i, d: coloured(drawn(d, size=0.7, pen=0.6), "black on white"),
     "thick pen": lambda i, d: coloured(drawn(d, size=0.7, pen=1.5), "black on white"),
-    "white on black": lambda i, d: coloured(drawn(d), "white on black"),
-    "black on white": lambda i, d: coloured(drawn(d), "black on white"),
-    "blue on cream": lambda i, d: coloured(drawn(d), "blue on cream"),
-    "RGBA, opaque": lambda i, d: coloured(drawn(d), "RGBA opaque"),
-    "RGBA, ink in the alpha": lambda i, d: coloured(drawn(d), "RGBA transparent"),
+    "white on black": lambda i, d: coloured(usual(d), "white on black"),
+    "black on white": lambda i, d: coloured(usual(d), "black on white"),
+    "blue on cream": lambda i, d: coloured(usual(d), "blue on cream"),
+    "RGBA, opaque": lambda i, d: coloured(usual(d), "RGBA opaque"),
+    "RGBA, ink in the alpha": lambda i, d: coloured(usual(d), "RGBA transparent"),
     "very wide canvas": lambda i, d: coloured(drawn(d, canvas=(120, 600), size=0.8, at=(0.5, 0.2)), "black on white"),
     "very tall canvas": lambda i, d: coloured(drawn(d, canvas=(600, 120), size=0.8, at=(0.8, 0.5)), "black on white"),
     "the page's 128-px snapshot": lambda i, d: coloured(drawn(d, canvas=(128, 128), size=0.85), "RGBA transparent"),
@@ -351,11 +362,23 @@ def assert_valid(prepared: Prepared) -> None:
     np.testing.assert_array_equal(prepared.image, prepared.preview / np.float32(255))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2_000))
 def test_random_bytes_give_an_image_empty_or_bad_image(data: bytes) -> None:
     try:
         assert_valid(preprocess_bytes(data))
+    except BadImage as error:
+        assert error.code in ("bad_image", "too_large")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(["PNG", "JPEG", "WEBP"]), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8))
+def test_corrupted_snapshots_give_an_image_empty_or_bad_image(format: str, changes) -> None:
+    data = bytearray(png(coloured(drawn(np.load(HOLDOUT)["x"][0], canvas=(64, 64)), "blue on cream"), format))
+    for position, value in changes:
+        data[position % len(data)] = value
+    try:
+        assert_valid(preprocess_bytes(bytes(data)))
     except BadImage as error:
         assert error.code in ("bad_image", "too_large")
 
@@ -370,7 +393,7 @@ images = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(images, st.sampled_from(["PNG", "JPEG", "WEBP"]))
 def test_random_images_give_an_image_or_empty(spec, format: str) -> None:
     mode, rng, height, width, density = spec
@@ -383,7 +406,7 @@ def test_random_images_give_an_image_or_empty(spec, format: str) -> None:
     assert_valid(preprocess_bytes(buffer.getvalue()))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(1, 64), st.integers(1, 64), st.integers(0, 2**32 - 1), st.sampled_from([None, 3, 4]))
 def test_random_arrays_give_an_image_or_empty(height: int, width: int, seed: int, channels: int | None) -> None:
     rng = np.random.default_rng(seed)
