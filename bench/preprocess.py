@@ -57,10 +57,15 @@ def main() -> None:
         digits = data["x"][::50]
     white_280 = [255 - canvas(d, 280) for d in digits]
     alpha_128 = [np.dstack([np.zeros((128, 128, 3), np.uint8), canvas(d, 128)]) for d in digits]
+    # Coloured ink takes the slower path: a distance in colour space.
+    cream = np.array([250, 245, 220], np.float32)
+    blue = np.array([30, 60, 200], np.float32)
+    blue_280 = [np.round(cream + (blue - cream) * (canvas(d, 280)[..., None] / 255)).astype(np.uint8) for d in digits]
     cases = [
         ("preprocess_array, 280×280 grey array", preprocess_array, white_280),
         ("preprocess_bytes, 280×280 PNG (L, black on white)", preprocess_bytes, [png(p, "L") for p in white_280]),
         ("preprocess_bytes, 128×128 PNG (RGBA, ink in alpha)", preprocess_bytes, [png(p, "RGBA") for p in alpha_128]),
+        ("preprocess_bytes, 280×280 PNG (RGB, blue on cream)", preprocess_bytes, [png(p, "RGB") for p in blue_280]),
     ]
     print("| case | median ms |")
     print("|---|---|")
