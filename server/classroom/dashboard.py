@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from server import protocol
 from server.classroom import messages
@@ -19,7 +19,8 @@ from server.service import Service
 logger = logging.getLogger(__name__)
 TICK_S = 0.2        # at most five dashboard updates a second, however many students draw
 CLOSE_TIMEOUT_S = 1.0
-CLIENT_GONE = (WebSocketDisconnect, ConnectionError, TimeoutError)
+# WebSocketDisconnected: a send after the close (the teacher left while a tick was due).
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, ConnectionError, TimeoutError)
 BAD_COMMAND = (
     'Send {"type": "prompt", "digit": 0-9 or null}, {"type": "clear_all"}, '
     '{"type": "remove", "student": ID}, {"type": "close"} or {"type": "ping"}.'
