@@ -1,0 +1,123 @@
+"""The committed model: how it loads, how good and how cheap it is, and the fast path."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from server.model import (
+    DEFAULT_MODEL_PATH,
+    BatchPredictor,
+    InceptionBlock,
+    build_model,
+    count_flops,
+    load_model,
+)
+from server.preprocess import preprocess_bytes
+
+HOLDOUT = Path(__file__).parent / "data" / "holdout.npz"
+MAX_MFLOPS = 20
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MIN_HOLDOUT_ACCURACY = 0.992
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def holdout() -> tuple[np.ndarray, np.ndarray]:
+    with np.load(HOLDOUT) as data:
+        return data["x"], data["y"]
+
+
+def test_committed_model_loads_as_registered_class() -> None:
+    loaded = keras.models.load_model(DEFAULT_MODEL_PATH)
+    assert any(isinstance(layer, InceptionBlock) for layer in loaded.layers)
+
+
+def test_committed_model_loads_with_custom_objects_like_the_seed() -> None:
+    loaded = keras.models.load_model(
+        DEFAULT_MODEL_PATH, custom_objects={"InceptionBlock": InceptionBlock}
+    )
+    assert loaded.input_shape == (None, 28, 28, 1)
+    assert loaded.output_shape == (None, 10)
+
+
+def test_committed_model_file_is_small() -> None:
+    assert DEFAULT_MODEL_PATH.stat().st_size <= MAX_FILE_BYTES
+
+
+def test_holdout_accuracy_through_the_server_preprocessing(model, holdout) -> None:
+    x, y = holdout
+    images = np.zeros((len(x), 28, 28, 1), dtype=np.float32)
+    for i, digit in enumerate(x):
+        png = io.BytesIO()
+        Image.fromarray(digit).save(png, format="PNG")
+        prepared = preprocess_bytes(png.getvalue())
+        assert not prepared.empty, f"hold-out digit {i} came out empty"
+        images[i, ..., 0] = prepared.image
+    predicted = BatchPredictor(model)(images).argmax(axis=1)
+    accuracy = (predicted == y).mean()
+    assert accuracy >= MIN_HOLDOUT_ACCURACY, f"hold-out accuracy {accuracy:.2%}"
+
+
+def test_model_costs_at_most_20_mflops_per_image() -> None:
+    flops = count_flops(build_model())
+    # The lower bound proves the profiler saw the convolutions, not an empty graph.
+    assert 5e6 < flops <= MAX_MFLOPS * 1e6
+
+
+def test_flop_counter_counts_a_multiply_add_as_two() -> None:
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10, use_bias=False)(keras.layers.Flatten()(inputs))
+    assert count_flops(keras.Model(inputs, outputs)) == 2 * 784 * 10
+
+
+def test_model_outputs_probabilities(model, holdout) -> None:
+    x, _ = holdout
+    probabilities = np.asarray(model(x[:8, ..., None] / np.float32(255), training=False))
+    assert probabilities.shape == (8, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 7, 64])
+def test_batch_predictor_matches_the_model(model, holdout, batch_size: int) -> None:
+    x, _ = holdout
+    images = x[:batch_size, ..., None].astype(np.float32) / 255
+    fast = BatchPredictor(model)(images)
+    assert fast.dtype == np.float32 and fast.shape == (batch_size, 10)
+    np.testing.assert_allclose(fast, np.asarray(model(images, training=False)), atol=1e-5)
+
+
+def test_batch_predictor_traces_once_for_every_bucket_size(model) -> None:
+    predictor = BatchPredictor(model)
+    for size in (1, 2, 4, 8, 16, 32, 64):
+        predictor(np.zeros((size, 28, 28, 1), dtype=np.float32))
+    assert predictor._predict.experimental_get_tracing_count() == 1
+
+
+def test_inception_block_config_round_trips() -> None:
+    block = InceptionBlock(4, 3, 5, 2, 6, 7, name="block")
+    clone = InceptionBlock.from_config(block.get_config())
+    assert clone.get_config() == block.get_config()
+    assert clone.compute_output_shape((None, 14, 14, 8)) == (None, 14, 14, 4 + 5 + 6 + 7)
+    assert clone(np.zeros((1, 14, 14, 8), dtype=np.float32)).shape == (1, 14, 14, 22)
+
+
+def test_saved_and_reloaded_model_predicts_the_same(tmp_path, holdout) -> None:
+    original = build_model()
+    path = tmp_path / "model.keras"
+    original.save(path)
+    images = holdout[0][:4, ..., None].astype(np.float32) / 255
+    np.testing.assert_allclose(
+        np.asarray(load_model(path)(images, training=False)),
+        np.asarray(original(images, training=False)),
+        atol=1e-6,
+    )
