@@ -33,7 +33,7 @@ async def sampler(server: Server, window: Window, rows: list[list[object]], tall
         rows.append([round(time.perf_counter() - window.start), process.rss_mib, process.threads, process.fds,
                      int(metrics.get("digitstream_open_connections", 0)),
                      int(metrics.get('digitstream_predictions_total{source=ws}', 0)), int(errors),
-                     tally.errors + tally.stroke_ends_unanswered])
+                     tally.errors, tally.stroke_ends_unanswered])
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
@@ -57,7 +57,8 @@ async def soak(args: argparse.Namespace) -> None:
         open_after = int(scrape(server.base_url).get("digitstream_open_connections", -1))
     finally:
         await asyncio.to_thread(server.stop)
-    headers = ["t s", "RSS MiB", "threads", "fds", "open ws", "predictions", "server errors", "client errors"]
+    headers = ["t s", "RSS MiB", "threads", "fds", "open ws", "predictions", "server errors", "client errors",
+               "stroke ends superseded"]
     print(markdown_table(headers, rows))
     warm = next(row for row in rows if row[0] >= args.warmup)
     last = rows[-1]
@@ -69,8 +70,8 @@ async def soak(args: argparse.Namespace) -> None:
           f"{100 * (last[1] - warm[1]) / warm[1]:+.1f}% (target ≤ 5%)")
     print(f"- threads {warm[2]} → {last[2]} (max {max(row[2] for row in rows)}); "
           f"fds {warm[3]} → {last[3]}; after all drawers left: {after_close.fds} fds, {open_after} open ws")
-    print(f"- errors: {last[6]} from the server, {last[7]} on the clients; "
-          f"tracebacks in the server log: {server.crashes()}")
+    print(f"- errors: {last[6]} from the server, {last[7]} on the clients; tracebacks in the server log: "
+          f"{server.crashes()}; stroke ends superseded by the next stroke before their answer: {last[8]}")
 
 
 def main() -> None:
