@@ -24,7 +24,9 @@ from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model  # noqa:
 BATCH_SIZES = (1, 8, 32, 64)
 
 
-def images_per_second(run: Callable[[np.ndarray], object], images: np.ndarray, seconds: float) -> float:
+def images_per_second(
+    run: Callable[[np.ndarray], object], images: np.ndarray, seconds: float
+) -> float:
     """Call `run` on `images` for about `seconds`, after two warm-up calls."""
     for _ in range(2):
         run(images)

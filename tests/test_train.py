@@ -47,6 +47,19 @@ def test_batches_differ_between_epochs_but_repeat_across_runs() -> None:
     assert not np.array_equal(first[0][0], epoch_one)
 
 
+@pytest.mark.slow  # Builds and traces the training step twice: minutes on 2 busy cores.
+def test_training_is_deterministic_given_the_seed() -> None:
+    parser = argparse.ArgumentParser()
+    train.add_train_arguments(parser)
+    args = parser.parse_args(["--epochs", "1", "--batch-size", "32", "--verbose", "0"])
+    with np.load(SMALL_NPZ) as small:
+        x, y = small["x_train"][:64], small["y_train"][:64]
+    no_validation = (x[:0], y[:0])
+    first, again = (train.train_model(x, y, no_validation, args) for _ in range(2))
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_flags_have_help_and_environment_fallbacks(monkeypatch) -> None:
     monkeypatch.setenv("DIGITSTREAM_EPOCHS", "3")
     parser = argparse.ArgumentParser()
