@@ -186,10 +186,11 @@ def _ink(pixels: np.ndarray) -> np.ndarray | None:
     factor = extent // LARGEST_EXTENT + 1
     margin = 2 * factor  # room for the anti-aliased edge around the box
     region = distance[max(0, top - margin) : top + extent + margin, max(0, left - margin) : left + extent + margin]
-    if factor > 1:
-        region = np.asarray(Image.fromarray(region).reduce(factor))
     ink = np.clip((region.astype(np.float32) - noise) / (strongest - noise), 0.0, 1.0)
-    return _normalised(ink) if factor > 1 else ink
+    if factor == 1:
+        return ink
+    # Averaging after the noise is gone keeps every block with strong ink above zero.
+    return _normalised(np.asarray(Image.fromarray(ink).reduce(factor)))
 
 
 def _distance(pixels: np.ndarray) -> np.ndarray:
