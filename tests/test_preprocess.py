@@ -151,12 +151,6 @@ def usual(digit: np.ndarray) -> np.ndarray:
     return _usual[key]
 
 
-# Pens at 0.6× and 1.5× their width lose some detail (broken thin strokes, filled
-# loops): the first quickly trained model read them ~2 points below clean, the retrained
-# one within a point. Not strict, so it reports either way; drop it once the retrained
-# model is committed.
-PEN_LOSS = pytest.mark.xfail(reason="~2 points under clean with the first model", strict=False)
-
 FAMILIES = {
     "small, 20% of the canvas": lambda i, d: coloured(drawn(d, size=0.2, at=(0.3, 0.7)), "white on black"),
     "large, 90% of the canvas": lambda i, d: coloured(drawn(d, size=0.9), "black on white"),
@@ -174,9 +168,7 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize(
-    "family", [pytest.param(f, marks=PEN_LOSS) if "pen" in f else f for f in FAMILIES]
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_drawn_digits_are_read_as_well_as_clean_ones(family, sample, predict, clean_accuracy) -> None:
     digits, labels = sample
     prepared = [preprocess_bytes(png(FAMILIES[family](i, digit))) for i, digit in enumerate(digits)]
