@@ -136,6 +136,8 @@ def serve(settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         ws_max_size=settings.max_message_bytes,
+        # Snapshots are PNGs already; deflating every frame again cost more CPU than the model.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=5,
     )
     server = DrainingServer(config, drain=app.state.service.drain)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from urllib.parse import urlsplit
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from server import protocol
 from server.classroom.student import CONTROLS as ROOM_CONTROLS
@@ -17,7 +17,8 @@ from server.stream import SnapshotStream
 
 logger = logging.getLogger(__name__)
 
-CLIENT_GONE = (WebSocketDisconnect, ConnectionError, TimeoutError)
+# Sending to a client that has just gone raises any of these; none is a server fault.
+CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError, TimeoutError)
 CLOSE_TIMEOUT_S = 1.0
 
 
