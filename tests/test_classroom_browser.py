@@ -10,22 +10,16 @@ from __future__ import annotations
 import json
 import os
 from contextlib import ExitStack
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from websockets.sync.client import connect
 
 from tests.support import REPO, ServerProcess, canvas_png, holdout
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("DIGITSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 PROJECTOR = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 20_000          # generous: two busy cores
@@ -34,14 +28,6 @@ SCRIPTED_STUDENTS = [("Chloé", 3), ("Dev", 7), ("Emil", 2), ("Fatima", 8), ("Gu
 HTML_NAME = "<b>Ann</b><img src=x>"
 SEVEN = [(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]
 ONE = [(0.53, 0.2), (0.47, 0.8)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def new_page(browser: Browser, url: str, viewport: dict) -> Page:

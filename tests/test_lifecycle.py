@@ -62,7 +62,7 @@ async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_pat
     x, y = holdout()
     drawers = []
     try:
-        for index in range(5):
+        for _ in range(5):
             drawers.append(await websockets.connect(server.ws_url))
         answered_early = set()
         for index, ws in enumerate(drawers):
