@@ -28,9 +28,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One real Chromium for every browser test."""
+    """A real Chromium per browser module: Playwright's sync API runs an event loop of its
+    own while it is open, which the asyncio tests of other modules cannot share."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
