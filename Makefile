@@ -12,9 +12,9 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Everything but the real-browser tests, for a quick loop while editing.
+# Everything but the real-browser and slow tests, for a quick loop while editing.
 test-fast: $(VENV)/.installed-test
-	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/model.py

@@ -5,8 +5,8 @@ Every frame must get its answer (a prediction or an error, a pong, or nothing fo
 the socket must stay open, and a good snapshot after each burst must still be classified.
 Each frame's answer is awaited before the next frame on its connection, so latest-wins
 never hides a frame; several connections share each burst to send fast.
-`DIGITSTREAM_FUZZ_FRAMES` sets how many frames (10,000 by default); `pytest -m slow` runs
-100,000.
+`DIGITSTREAM_FUZZ_FRAMES` sets how many frames (10,000 by default); for a long run:
+`DIGITSTREAM_FUZZ_FRAMES=100000 .venv/bin/python -m pytest tests/test_fuzz.py`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +31,6 @@ from PIL import Image
 from tests.support import ServerProcess, canvas_png, holdout
 
 FRAMES = int(os.environ.get("DIGITSTREAM_FUZZ_FRAMES", "10000"))
-SLOW_FRAMES = 100_000
 CONNECTIONS = 6
 BURST = (40, 60)
 ANSWER_TIMEOUT_S = 30
@@ -267,10 +265,3 @@ def fuzz(server: ServerProcess, frame_count: int) -> None:
 
 def test_every_fuzzed_frame_is_answered_and_the_socket_stays_open(server: ServerProcess) -> None:
     fuzz(server, FRAMES)
-
-
-@pytest.mark.slow
-def test_a_long_fuzz(server: ServerProcess, request: pytest.FixtureRequest) -> None:
-    if "slow" not in request.config.getoption("markexpr", ""):
-        pytest.skip("a long run: pytest -m slow")
-    fuzz(server, SLOW_FRAMES)
