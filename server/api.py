@@ -58,6 +58,7 @@ async def classify(request: Request) -> Response:
             "confidence": result.confidence,
             "probabilities": list(result.probabilities),
             "empty": result.empty,
+            "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None,
         }
     )
 

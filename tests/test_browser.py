@@ -399,6 +399,7 @@ def test_without_websockets_the_page_classifies_over_http(browser: Browser, serv
     expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
     expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
     assert sum(meter_values(page)) == pytest.approx(100, abs=1.5)
+    expect(page.locator("#preview")).to_be_visible()
     context.close()
 
 

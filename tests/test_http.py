@@ -26,6 +26,7 @@ def test_classify_accepts_a_data_url_like_the_seed(server: ServerProcess, sample
     assert body["predicted_digit"] == label
     assert body["empty"] is False
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-3)
+    assert base64.b64decode(body["preview"]).startswith(b"\x89PNG")
 
 
 def test_classify_accepts_bare_base64_and_raw_png(server: ServerProcess, sample) -> None:
@@ -41,7 +42,9 @@ def test_classify_accepts_bare_base64_and_raw_png(server: ServerProcess, sample)
 def test_classify_a_blank_canvas_is_empty(server: ServerProcess) -> None:
     png = png_bytes(np.full((100, 100), 255, np.uint8))
     body = httpx.post(f"{server.base_url}/api/classify", content=png, headers={"content-type": "image/png"}).json()
-    assert body == {"predicted_digit": None, "confidence": 0.0, "probabilities": [0.0] * 10, "empty": True}
+    assert body == {
+        "predicted_digit": None, "confidence": 0.0, "probabilities": [0.0] * 10, "empty": True, "preview": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,7 @@ export class PredictionStream extends EventTarget {
     this.#emit('prediction', {
       type: 'prediction', seq: request, empty: Boolean(body.empty), digit,
       confidence: digit === null ? 0 : body.probabilities[digit],
-      probabilities: body.probabilities, preview: null, latencyMs: this.#rttMs, via: 'http',
+      probabilities: body.probabilities, preview: body.preview ?? null, latencyMs: this.#rttMs, via: 'http',
     });
   }
 
