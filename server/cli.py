@@ -129,6 +129,9 @@ def serve(settings: Settings) -> int:
     from server.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Preprocessing threads hold the GIL in short bursts; at the default 5 ms interval the event
+    # loop could wait that long to send an answer that was ready (40 drawers: p99 ~105 -> ~86 ms).
+    sys.setswitchinterval(0.001)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
