@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 import websockets
+from PIL import Image
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import REPO, ServerProcess, canvas_png, free_port, holdout
@@ -88,3 +89,23 @@ async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_pat
     finally:
         server.stop(signal.SIGKILL)
     assert "Traceback" not in server.log_text()
+
+
+def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
+    inputs = tmp_path / "inputs"
+    server = ServerProcess(args=["--save-inputs", str(inputs)], log_path=tmp_path / "server.log").start()
+    try:
+        x, y = holdout()
+        response = httpx.post(
+            f"{server.base_url}/api/classify", content=canvas_png(x[0]), headers={"content-type": "image/png"}
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while not list(inputs.glob("*.png")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        saved = list(inputs.glob("*.png"))
+        assert len(saved) == 1
+        assert saved[0].name.endswith(f"-pred{response.json()['predicted_digit']}.png")
+        assert Image.open(saved[0]).size == (28, 28)
+    finally:
+        server.stop()
