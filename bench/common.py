@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,10 +16,9 @@ import numpy as np
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parent.parent
-HOLDOUT = REPO / "tests" / "data" / "holdout.npz"
+from tests.support import ServerProcess, holdout
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STARTUP_TIMEOUT_S = 180.0
 
 # The page streams at most every 40 ms; the issue's drawer: 20 Hz, 1.5 s strokes, 0.5 s pauses.
 FRAME_INTERVAL_S = 0.05
@@ -30,78 +26,28 @@ STROKE_FRAMES = 30
 PAUSE_S = 0.5
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
-class Server:
-    """A server child process (`python -m server serve` unless `command` says otherwise)."""
+class Server(ServerProcess):
+    """A server child process for a benchmark: quiet, logged to a file, usable with `with`."""
 
-    args: list[str] = field(default_factory=list)
-    command: list[str] | None = None
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="digitstream-bench-", suffix=".log")[1]))
-    started_at: float = 0.0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+    env: dict[str, str] = field(default_factory=lambda: {"DIGITSTREAM_LOG_LEVEL": "warning"})
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, health_path: str = "/healthz") -> "Server":
-        command = self.command or [sys.executable, "-m", "server", "serve", "--log-level", "warning"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.started_at = time.monotonic()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [*command, "--port", str(self.port), *self.args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        self._wait_healthy(health_path)
-        return self
-
-    def _wait_healthy(self, path: str) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; log: {self.log_path}")
-            try:
-                if httpx.get(self.base_url + path, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server not healthy after {STARTUP_TIMEOUT_S}s; log: {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
     def crashes(self) -> int:
         """Tracebacks in the server's log: any is a bug, whatever the load."""
-        return self.log_path.read_text(errors="replace").count("Traceback")
+        return self.log_text().count("Traceback")
 
     def __enter__(self) -> "Server":
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.stop(timeout=15)
 
 
 @dataclass(frozen=True)
@@ -164,11 +110,6 @@ class ServerCounters:
         return self.batched_images / self.batches if self.batches else float("nan")
 
 
-def load_holdout() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(HOLDOUT) as data:
-        return data["x"], data["y"]
-
-
 def png(pixels: np.ndarray, size: int) -> bytes:
     image = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
@@ -204,7 +145,7 @@ def stroke_snapshots(digit: np.ndarray, size: int, frames: int = STROKE_FRAMES) 
 
 
 def strokes(count: int, size: int) -> list[list[bytes]]:
-    x, _ = load_holdout()
+    x, _ = holdout()
     return [stroke_snapshots(x[index], size) for index in range(count)]
 
 

@@ -10,6 +10,7 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import uvicorn
@@ -94,20 +95,8 @@ def positive_int(text: str) -> int:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings(
-        host=args.host,
-        port=args.port,
-        model=args.model,
-        max_batch_size=args.max_batch_size,
-        max_batch_wait_ms=args.max_batch_wait_ms,
-        max_message_bytes=args.max_message_bytes,
-        max_pending_http=args.max_pending_http,
-        allowed_origins=args.allowed_origins,
-        save_inputs=args.save_inputs,
-        room_idle_minutes=args.room_idle_minutes,
-        room_max_students=args.room_max_students,
-        log_level=args.log_level,
-    )
+    """Every serve flag's name is a Settings field; fields without a flag keep their default."""
+    return Settings(**{spec.name: getattr(args, spec.name) for spec in fields(Settings) if hasattr(args, spec.name)})
 
 
 class DrainingServer(uvicorn.Server):

@@ -45,8 +45,6 @@ def parse_setting(name: str, raw: str) -> object:
         return Path(raw) if raw else None
     if name == "allowed_origins":
         return parse_origins(raw)
-    if isinstance(default, bool):
-        return raw.lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):
