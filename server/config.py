@@ -94,7 +94,7 @@ def from_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
 
 def add_options(parser: argparse.ArgumentParser, cls: type, environ: Mapping[str, str] | None = None) -> None:
     """One flag per field; each defaults to its environment variable, then to the field's default."""
-    defaults = from_env(cls, environ)
+    defaults: Any = from_env(cls, environ)
     for field in dataclasses.fields(cls):
         default = getattr(defaults, field.name)
         shown = "off" if default is None else ",".join(default) if isinstance(default, tuple) else default

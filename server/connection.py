@@ -127,7 +127,7 @@ async def accept(websocket: WebSocket) -> Socket | None:
     return socket
 
 
-async def run_until_first_ends(name: str, *jobs: Coroutine[Any, Any, None]) -> None:
+async def run_until_first_ends(name: str, *jobs: Coroutine[Any, Any, object]) -> None:
     """Run a connection's jobs (read, write) together; when one ends, cancel the others.
     A client leaving is not an error; anything else is logged once, never sent."""
     tasks = [asyncio.create_task(job, name=f"digitstream-{name}") for job in jobs]

@@ -55,7 +55,7 @@ class Service:
             metrics=self.metrics,
         )
         recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
-        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder and recorder.record)
+        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder.record if recorder else None)
         self.state = State.STARTING
         self.http_in_flight = 0
         self._drainers: set[Callable[[], Awaitable[None]]] = set()
