@@ -1,4 +1,4 @@
-"""HTTP routes: the seed-compatible one-shot classify, health and metrics."""
+"""HTTP routes: the one-shot classify that plain HTTP clients use, health and metrics."""
 
 from __future__ import annotations
 
