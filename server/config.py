@@ -153,7 +153,7 @@ class Settings:
         (), "comma-separated browser origins allowed besides the page's own; '*' allows any"
     )
     allowed_hosts: tuple[str, ...] = option(
-        ("localhost",), "comma-separated host names the server answers to besides IP addresses; '*' allows any"
+        (), "comma-separated host names the server answers to besides localhost and IP addresses; '*' allows any"
     )
     send_timeout_s: float = option(
         10.0, "seconds a send may wait on a client that stopped reading before it is dropped", parse=positive_float

@@ -40,13 +40,15 @@ class Close(enum.IntEnum):
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
-    """Browsers always send Origin; tools that send none are not cross-site pages."""
+    """Browsers always send Origin; tools that send none are not cross-site pages. The page's
+    own origin is the one whose host is the request's `Host`, which the allow-list in
+    server/hosts.py has checked already, so a rebound name never gets this far."""
     origin = headers.get("origin")
     if origin is None or "*" in allowed:
         return True
     if origin.rstrip("/") in allowed:
         return True
-    return urlsplit(origin).netloc == headers.get("host")
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 
 def parse_json_object(text: str) -> dict[str, Any]:

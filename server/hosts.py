@@ -2,8 +2,9 @@
 address still sends its own name as `Host`, and is refused here before any route (or the
 WebSocket `Origin` check, which compares `Origin` with `Host`) sees it.
 
-An IP address is always allowed: a rebinding attack needs a DNS name, and students reach a
-classroom server by its address. Names are allowed when listed (`--allowed-hosts`).
+An IP address and `localhost` are always allowed: a rebinding attack needs a name of the
+attacker's, and students reach a classroom server by its address. Other names are allowed
+when listed (`--allowed-hosts`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class AllowedHosts:
     def __init__(self, app: ASGIApp, names: tuple[str, ...]) -> None:
         self.app = app
         self.any = "*" in names
-        self.names = frozenset(name.lower().rstrip(".") for name in names)
+        self.names = frozenset(name.lower().rstrip(".") for name in ("localhost", *names))
 
     def allows(self, host: str) -> bool:
         name = host_name(host)
