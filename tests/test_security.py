@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
 from server.config import MIB
+from server.stream import Pace
 from tests.support import ServerProcess, canvas_png, holdout
 
 ANSWER_TIMEOUT_S = 30
@@ -135,10 +136,11 @@ async def test_a_lone_surrogate_secret_is_unauthorized_not_a_server_error(server
 
 @pytest.fixture(scope="module")
 def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A classroom server that also answers to one configured name, and drops silent sockets
-    after 3 s (every test here speaks at once)."""
+    """A server that also answers to one configured name, drops sockets silent for 3 s (every
+    test here speaks at once) and answers each socket at most 5 times a second after 2 at once."""
     log_path = tmp_path_factory.mktemp("named") / "server.log"
-    args = ["--allowed-hosts", "maths-room.school.example", "--idle-timeout-s", "3"]
+    args = ["--allowed-hosts", "maths-room.school.example", "--idle-timeout-s", "3",
+            "--max-snapshot-rate", "5", "--snapshot-burst", "2"]
     server = ServerProcess(args=args, log_path=log_path).start()
     yield server
     server.stop()
@@ -239,3 +241,43 @@ async def test_a_silent_socket_is_closed_and_a_talking_one_is_not(named: ServerP
         assert closing.result() == 1001
         await talking.send(json.dumps({"type": "ping", "t": "after"}))
         assert await receive(talking) == {"type": "pong", "t": "after"}
+
+
+# -- a flooding socket ----------------------------------------------------------------------
+
+def test_the_pace_allows_a_burst_then_its_rate() -> None:
+    now = [100.0]
+    pace = Pace(rate=5, burst=2, clock=lambda: now[0])
+    for _ in range(2):
+        assert pace.delay() == 0
+        pace.take()
+    assert pace.delay() == pytest.approx(0.2)
+    now[0] += 0.1
+    assert pace.delay() == pytest.approx(0.1)
+    now[0] += 10
+    assert pace.delay() == 0  # a long pause refills the burst, never more
+    pace.take()
+    pace.take()
+    assert pace.delay() > 0
+
+
+async def test_a_flood_is_paced_and_its_newest_snapshot_is_still_answered(named: ServerProcess, digit) -> None:
+    png, label = digit
+    x, y = holdout()
+    other = canvas_png(x[-1], size=128)  # the hold-out is sorted by label: the last one is a 9
+    assert int(y[-1]) != label
+    async with connect(named) as ws:
+        started = time.monotonic()
+        for _ in range(59):
+            await ws.send(other)
+        await ws.send(png)
+        seqs: list[int] = []
+        while not seqs or seqs[-1] != 60:
+            message = await receive(ws)
+            assert message["type"] == "prediction", message
+            seqs.append(message["seq"])
+        elapsed = time.monotonic() - started
+    assert message["digit"] == label, "the newest snapshot is answered, whatever the pace"
+    assert seqs == sorted(set(seqs))
+    # the burst, then at most 5 a second (and one more for the answer being sent as time ran out)
+    assert len(seqs) <= 2 + 5 * elapsed + 1, (len(seqs), elapsed)
