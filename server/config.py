@@ -131,8 +131,10 @@ class Settings:
         30.0, "snapshots per second one connection has answered; faster ones wait as the newest, latest wins",
         parse=positive_float,
     )
-    snapshot_burst: int = option(10, "snapshots a connection may send at once above --max-snapshot-rate",
-                                 parse=positive_int)
+    snapshot_burst: int = option(
+        10, "snapshots answered at once above --max-snapshot-rate, and replaced per answer before the socket "
+        "is read no further until the next answer", parse=positive_int,
+    )
     model_deadline_s: float = option(
         5.0, "seconds a snapshot may wait for the model before it fails with model_timeout and /healthz says 503",
         parse=positive_float,

@@ -46,7 +46,7 @@ class Connection:
         service = socket.service
         settings = service.settings
         pace = Pace(settings.max_snapshot_rate, settings.snapshot_burst)
-        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics, pace)
+        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics, pace, settings.snapshot_burst)
         self._controls: dict[str, ControlHandler] = {"clear": self._clear, "ping": self._pong}
         self._ended = asyncio.Event()
         self._sessions = [make(self) for make in sessions]
@@ -98,6 +98,7 @@ class Connection:
             if isinstance(frame, bytes):
                 if self.socket.service.accepting:
                     self._stream.push(frame)
+                    await self._stream.room()
             else:
                 await self._control(frame)
 
