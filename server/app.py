@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -15,7 +16,9 @@ from server.classroom import routes as classroom_routes
 from server.classroom.service import Classroom
 from server.config import Settings
 from server.errors import ClientError
+from server.hosts import AllowedHosts
 from server.service import Service
+from server.socketcaps import SocketCaps
 from server.ws import stream_endpoint
 
 
@@ -44,7 +47,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         *classroom_routes.ROUTES,
         Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: api.client_error})
+    middleware = [
+        Middleware(AllowedHosts, names=settings.allowed_hosts),
+        Middleware(SocketCaps, total=settings.max_connections, per_address=settings.max_connections_per_address,
+                   metrics=service.metrics),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={ClientError: api.client_error})
     app.state.service = service
     app.state.classroom = classroom
     return app

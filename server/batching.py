@@ -40,6 +40,12 @@ class BatchFailed(ClientError):
     code, message, http_status = "internal", "The model could not classify this snapshot.", 500
 
 
+class ModelTimeout(ClientError):
+    """The item was not answered within the queue's deadline: the model is hung or far behind."""
+
+    code, message, http_status = "model_timeout", "The model did not answer in time; send the snapshot again.", 503
+
+
 class QueueClosed(ClientError):
     """The queue is shutting down and takes no new work."""
 
@@ -80,6 +86,7 @@ class BatchingQueue:
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
         max_pending: int = 4096,
+        deadline_s: float | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         if max_batch_size < 1:
@@ -87,12 +94,14 @@ class BatchingQueue:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
+        self.deadline_s = deadline_s
         self.buckets = bucket_sizes(max_batch_size)
         self._load_predictor = load_predictor
         self._metrics = metrics or Metrics()
         self._items: deque[_Item] = deque()
         self._condition = threading.Condition()
         self._closed = False
+        self._running_since: float | None = None  # when the running batch's oldest item was submitted
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="digitstream-inference", daemon=True)
@@ -116,8 +125,21 @@ class BatchingQueue:
     def depth(self) -> int:
         return len(self._items)
 
+    def oldest_age_s(self) -> float:
+        """How long the oldest item queued or being classified has waited; 0 when there is none."""
+        with self._condition:
+            submitted = [self._items[0].submitted_at] if self._items else []
+        if (running_since := self._running_since) is not None:
+            submitted.append(running_since)
+        return time.perf_counter() - min(submitted) if submitted else 0.0
+
+    @property
+    def stalled(self) -> bool:
+        """An item has waited longer than the deadline: its waiter has given up on the model."""
+        return self.deadline_s is not None and self.oldest_age_s() > self.deadline_s
+
     async def submit(self, image: np.ndarray) -> BatchResult:
-        """Classify one (28, 28) float32 image in the next batch."""
+        """Classify one (28, 28) float32 image in the next batch; ModelTimeout past the deadline."""
         if image.shape != IMAGE_SHAPE:
             raise ValueError(f"expected an image of shape {IMAGE_SHAPE}, got {image.shape}")
         loop = asyncio.get_running_loop()
@@ -131,7 +153,11 @@ class BatchingQueue:
             self._metrics.queue_depth.set(len(self._items))
             self._condition.notify()
         try:
-            return await item.future
+            async with asyncio.timeout(self.deadline_s):
+                return await item.future
+        except TimeoutError:
+            self._discard(item)
+            raise ModelTimeout() from None
         except asyncio.CancelledError:
             self._discard(item)
             raise
@@ -180,6 +206,13 @@ class BatchingQueue:
             return batch
 
     def _run_batch(self, predict: Predictor, batch: list[_Item]) -> None:
+        self._running_since = batch[0].submitted_at
+        try:
+            self._predict_batch(predict, batch)
+        finally:
+            self._running_since = None
+
+    def _predict_batch(self, predict: Predictor, batch: list[_Item]) -> None:
         started = time.perf_counter()
         images = np.stack([item.image for item in batch])[..., np.newaxis]
         padded_size = next(size for size in self.buckets if size >= len(batch))

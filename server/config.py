@@ -124,14 +124,38 @@ class Settings:
         MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int
     )
     max_text_bytes: int = option(
-        4096, "largest text (control) frame in bytes, checked before it is parsed; larger close with 1009",
+        4096, "largest text (control) frame in characters, checked before it is parsed; larger get too_large",
         parse=positive_int,
+    )
+    max_snapshot_rate: float = option(
+        30.0, "snapshots per second one connection has answered; faster ones wait as the newest, latest wins",
+        parse=positive_float,
+    )
+    snapshot_burst: int = option(
+        10, "snapshots answered at once above --max-snapshot-rate, and replaced per answer before the socket "
+        "is read no further until the next answer", parse=positive_int,
+    )
+    model_deadline_s: float = option(
+        5.0, "seconds a snapshot may wait for the model before it fails with model_timeout and /healthz says 503",
+        parse=positive_float,
+    )
+    max_connections: int = option(1000, "open WebSockets in all; more are closed with 1013", parse=positive_int)
+    max_connections_per_address: int = option(
+        250, "open WebSockets from one address (a class behind one NAT); more are closed with 1013",
+        parse=positive_int,
+    )
+    idle_timeout_s: float = option(
+        120.0, "seconds a /ws connection may send nothing (the page pings every 2 s) before it is closed with 1001",
+        parse=positive_float,
     )
     max_pending_http: int = option(
         64, "POST /api/classify requests in flight before answering 503", parse=positive_int
     )
     allowed_origins: tuple[str, ...] = option(
         (), "comma-separated browser origins allowed besides the page's own; '*' allows any"
+    )
+    allowed_hosts: tuple[str, ...] = option(
+        (), "comma-separated host names the server answers to besides localhost and IP addresses; '*' allows any"
     )
     send_timeout_s: float = option(
         10.0, "seconds a send may wait on a client that stopped reading before it is dropped", parse=positive_float

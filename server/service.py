@@ -52,6 +52,7 @@ class Service:
             load_predictor or model_predictor(settings.model),
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
+            deadline_s=settings.model_deadline_s,
             metrics=self.metrics,
         )
         recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None

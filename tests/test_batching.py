@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from server.batching import BatchFailed, BatchingQueue, Overloaded, QueueClosed, bucket_sizes
+from server.batching import BatchFailed, BatchingQueue, ModelTimeout, Overloaded, QueueClosed, bucket_sizes
 
 
 class FakeModel:
@@ -29,6 +29,19 @@ class FakeModel:
             raise RuntimeError("secret internal detail")
         digits = images[:, 0, 0, 0].astype(int)
         return np.eye(10, dtype=np.float32)[digits]
+
+
+class GatedModel(FakeModel):
+    """Each batch waits while `gate` is clear, as a model that hangs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.gate.wait(30)
+        return super().__call__(images)
 
 
 def image_of(digit: int) -> np.ndarray:
@@ -136,3 +149,24 @@ async def test_a_model_that_cannot_load_is_reported() -> None:
     with pytest.raises(RuntimeError, match="could not be loaded"):
         await queue.wait_ready()
     assert not queue.healthy
+
+
+async def test_a_hung_model_fails_its_waiters_at_the_deadline_and_the_queue_says_stalled() -> None:
+    model = GatedModel()
+    queue = await started(model, max_batch_size=2, deadline_s=0.2)
+    assert not queue.stalled
+    model.gate.clear()
+    try:
+        outcomes = await asyncio.gather(*(queue.submit(image_of(5)) for _ in range(5)), return_exceptions=True)
+        assert all(isinstance(outcome, ModelTimeout) for outcome in outcomes), outcomes
+        assert queue.depth == 0, "waiters that gave up must not stay queued"
+        assert queue.stalled and queue.oldest_age_s() > 0.2
+    finally:
+        model.gate.set()
+    deadline = time.monotonic() + 10
+    while queue.stalled:
+        assert time.monotonic() < deadline, "the queue never recovered"
+        await asyncio.sleep(0.01)
+    assert queue.oldest_age_s() == 0.0
+    assert int(np.argmax((await queue.submit(image_of(7))).probabilities)) == 7
+    queue.close()

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -274,6 +275,41 @@ async def test_a_failing_batch_answers_every_waiter_with_an_error_and_the_next_b
         "the model failed on a batch of 1", f"the model failed on a batch of {len(clients) - 1}"}
     inprocess.errors.records.clear()
     await assert_back_to(inprocess, idle)
+
+
+async def health(server: InProcessServer) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"{server.base_url}/healthz")
+
+
+async def test_a_hung_model_fails_snapshots_at_the_deadline_and_healthz_says_stalled(digits) -> None:
+    predictor = SwitchablePredictor()
+    server = InProcessServer(Settings(model_deadline_s=1.0), predictor.load).start()
+    frames, label = digits[4]
+    try:
+        async with websockets.connect(server.ws_url) as ws, httpx.AsyncClient() as client:
+            predictor.gate.clear()
+            try:
+                await ws.send(frames[-1])
+                failure = await answer(ws, 1)
+                assert (failure["type"], failure["code"], failure["seq"]) == ("error", "model_timeout", 1)
+                stalled = await health(server)
+                assert stalled.status_code == 503 and stalled.json()["status"] == "stalled"
+                posted = await client.post(f"{server.base_url}/api/classify", content=frames[-1],
+                                           headers={"content-type": "image/png"})
+                assert posted.status_code == 503 and posted.json()["code"] == "model_timeout"
+            finally:
+                predictor.gate.set()
+            deadline = time.monotonic() + ANSWER_TIMEOUT_S
+            while (await health(server)).status_code != 200:
+                assert time.monotonic() < deadline, "/healthz never recovered"
+                await asyncio.sleep(0.05)
+            await ws.send(frames[-1])
+            message = await answer(ws, 2)
+            assert message["type"] == "prediction" and message["digit"] == label
+        assert server.errors.describe() == []
+    finally:
+        server.stop()
 
 
 async def test_sigterm_while_drawers_stream_answers_in_flight_then_closes_with_1001(tmp_path, digits) -> None:
