@@ -21,7 +21,7 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 # Names for a class of 30, one long enough to be cut short on a tile.
 CLASS_NAMES = [
-    "Ana", "Ben", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena", "Milo",
+    "Ana", "Bea", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena", "Milo",
     "Nora", "Omar", "Pia", "Quinn", "Rosa", "Sami", "Tara", "Uma", "Vik", "Wen", "Xavi", "Yara", "Zoe",
     "Alexandrina-Sofia", "Bo", "Cyrus", "Dana",
 ]
