@@ -3,6 +3,7 @@ drawn with real input events, in-viewport checks, axe-core scans and screenshots
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -71,7 +72,7 @@ def densify(stroke: Stroke, spacing: float = 0.03) -> Stroke:
     Each input event costs Chromium about a frame (16 ms), so denser strokes only slow the
     tests down; the pad's curves smooth the polyline either way."""
     dense = [stroke[0]]
-    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
         steps = max(1, round(math.hypot(x1 - x0, y1 - y0) / spacing))
         dense += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
     return dense

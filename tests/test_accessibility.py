@@ -13,7 +13,16 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser_support import (
-    DESKTOP, PHONE, SEVEN, WAIT_MS, axe_violations, class_of, draw, join_by_link, new_page, start_class,
+    DESKTOP,
+    PHONE,
+    SEVEN,
+    WAIT_MS,
+    axe_violations,
+    class_of,
+    draw,
+    join_by_link,
+    new_page,
+    start_class,
     wait_connected,
 )
 from tests.support import ServerProcess

@@ -20,8 +20,19 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser_support import (
-    DESKTOP, PHONE, WAIT_MS, Point, Stroke, assert_no_page_errors, densify, mouse_stroke, open_page,
-    save_screenshot, to_screen, wait_connected, wait_settled,
+    DESKTOP,
+    PHONE,
+    WAIT_MS,
+    Point,
+    Stroke,
+    assert_no_page_errors,
+    densify,
+    mouse_stroke,
+    open_page,
+    save_screenshot,
+    to_screen,
+    wait_connected,
+    wait_settled,
 )
 from tests.support import ServerProcess
 
@@ -313,7 +324,7 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     context = browser.new_context(viewport=DESKTOP)
     context.add_init_script(FAKE_WEBSOCKET)
     page = connected_page(context, server.base_url)
-    answer = lambda seq, digit: page.evaluate(  # noqa: E731
+    answer = lambda seq, digit: page.evaluate(
         "message => fakeSockets[0].answer(message)", fake_prediction(seq, digit)
     )
     prediction = page.locator("#prediction")

@@ -13,7 +13,16 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_support import (
-    DESKTOP, ONE, PHONE, SEVEN, WAIT_MS, assert_no_page_errors, class_of, draw, new_page, start_class,
+    DESKTOP,
+    ONE,
+    PHONE,
+    SEVEN,
+    WAIT_MS,
+    assert_no_page_errors,
+    class_of,
+    draw,
+    new_page,
+    start_class,
 )
 from tests.support import ServerProcess
 

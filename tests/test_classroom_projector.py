@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser_support import WAIT_MS, assert_no_page_errors, class_of, new_page, page_scrolls, save_screenshot, start_class
+from tests.browser_support import (
+    WAIT_MS,
+    assert_no_page_errors,
+    class_of,
+    new_page,
+    page_scrolls,
+    save_screenshot,
+    start_class,
+)
 from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser

@@ -16,7 +16,16 @@ import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 from tests.browser_support import (
-    DESKTOP, PHONE, SEVEN, WAIT_MS, assert_no_page_errors, class_of, draw, join_by_link, new_page, open_page,
+    DESKTOP,
+    PHONE,
+    SEVEN,
+    WAIT_MS,
+    assert_no_page_errors,
+    class_of,
+    draw,
+    join_by_link,
+    new_page,
+    open_page,
     start_class,
 )
 from tests.support import ServerProcess

@@ -14,8 +14,21 @@ from playwright.sync_api import Browser, Page, expect
 from websockets.sync.client import ClientConnection, connect
 
 from tests.browser_support import (
-    DESKTOP, SEVEN, WAIT_MS, assert_no_page_errors, box, draw, inside_viewport, join_by_link, mouse_stroke,
-    new_page, page_scrolls, save_screenshot, start_class, wait_connected, wait_settled,
+    DESKTOP,
+    SEVEN,
+    WAIT_MS,
+    assert_no_page_errors,
+    box,
+    draw,
+    inside_viewport,
+    join_by_link,
+    mouse_stroke,
+    new_page,
+    page_scrolls,
+    save_screenshot,
+    start_class,
+    wait_connected,
+    wait_settled,
 )
 from tests.support import ServerProcess
 
@@ -139,7 +152,7 @@ def contrast(page: Page, a: str, b: str) -> float:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_bars_and_the_pad_edge_have_3_to_1_contrast(browser: Browser, server: ServerProcess, scheme: str) -> None:
     page = new_page(browser, f"{server.base_url}/", DESKTOP, color_scheme=scheme)
-    style = lambda selector, prop: page.eval_on_selector(selector, f"el => getComputedStyle(el).{prop}")  # noqa: E731
+    style = lambda selector, prop: page.eval_on_selector(selector, f"el => getComputedStyle(el).{prop}")
     fill = style("#bars .bar:not(.is-top) .bar-fill", "backgroundColor")
     track = style("#bars .bar:not(.is-top) .bar-track", "backgroundColor")
     assert contrast(page, fill, track) >= MIN_CONTRAST
