@@ -14,8 +14,7 @@ import { attachClassroom } from './room.js';
 const LIVE_INTERVAL_MS = 40;
 const OVERLOAD_RETRY_MS = 300;
 const LOST_STATES = new Set(['reconnecting', 'offline']);
-const LOST_NOTICE = 'The server cannot be reached, so this answer is out of date. '
-  + 'Your drawing is kept and is read again when the connection is back.';
+const LOST_NOTICE = 'The server cannot be reached: the answer is out of date. Your drawing is kept.';
 
 const $ = (id) => document.getElementById(id);
 

@@ -26,7 +26,7 @@ function el(tag, props = {}, ...children) {
 }
 
 /** "4KFBA6M7" or "4kfb-a6m7" → "4KFB A6M7", as the projector shows it. */
-export function formatCode(text) {
+function formatCode(text) {
   const code = text.replace(/[\s-]/g, '').toUpperCase();
   return code.length === 8 ? `${code.slice(0, 4)} ${code.slice(4)}` : text;
 }
