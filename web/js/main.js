@@ -14,7 +14,10 @@ import { attachClassroom } from './room.js';
 const LIVE_INTERVAL_MS = 40;
 const OVERLOAD_RETRY_MS = 300;
 const LOST_STATES = new Set(['reconnecting', 'offline']);
-const LOST_NOTICE = 'The server cannot be reached: the answer is out of date. Your drawing is kept.';
+const LOST_NOTICE = {
+  answered: 'The server cannot be reached: the answer is out of date. Your drawing is kept.',
+  blank: 'The server cannot be reached. Draw anyway: your drawing is read once it is back.',
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -111,7 +114,7 @@ stream.onStatus((s) => {
   // The last answer stays (dimmed) beside the drawing; the notice says why it is stale.
   const lost = LOST_STATES.has(s.state);
   document.body.dataset.connection = lost ? 'lost' : 'ok';
-  setText($('connection-notice'), lost ? LOST_NOTICE : '');
+  setText($('connection-notice'), lost ? LOST_NOTICE[pad.isEmpty ? 'blank' : 'answered'] : '');
 });
 
 function showBlank() {
