@@ -34,8 +34,8 @@ from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-# A small Android phone, an iPhone with Safari's toolbars showing, and a phone on its side.
-PHONE_SIZES = [(360, 640), (390, 664), (844, 390)]
+# A small Android phone, an iPhone with Safari's toolbars showing, and both on their side.
+PHONE_SIZES = [(360, 640), (390, 664), (640, 360), (844, 390)]
 ANSWER = ["#pad", "#room-prompt", "#prediction", "#bars", "#undo", "#clear", "#room-leave"]
 MIN_TARGET_PX = 44
 MIN_CONTRAST = 3.0
