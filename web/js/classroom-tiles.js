@@ -5,7 +5,7 @@
 
 const GAP_PX = 12;
 const TILE_ASPECT = 1.25;       // width / height that suits preview + digit above a name
-const MIN_ROW_PX = 96;          // below this a tile is unreadable: the page scrolls instead
+const MIN_ROW_PX = 72;          // below this a tile is unreadable: the page scrolls instead
 const MAX_ROW_SHARE = 0.45;     // a class of two does not get two wall-sized tiles
 const CONFIRM_MS = 4000;
 
@@ -14,19 +14,18 @@ const CONFIRM_MS = 4000;
  * width × height; rows never shorter than MIN_ROW_PX (then the page scrolls).
  */
 export function fitTiles(n, width, height) {
-  let best = { cols: 1, row: MIN_ROW_PX, tile: MIN_ROW_PX * TILE_ASPECT };
-  let bestScore = -1;
+  let best = null;
   for (let cols = 1; cols <= Math.max(1, n); cols++) {
     const rows = Math.ceil(Math.max(1, n) / cols);
     const w = (width - (cols - 1) * GAP_PX) / cols;
     const h = (height - (rows - 1) * GAP_PX) / rows;
     const row = Math.min(h, w / TILE_ASPECT, height * MAX_ROW_SHARE);
-    if (row > bestScore) {
-      bestScore = row;
-      best = { cols, row: Math.max(MIN_ROW_PX, row), tile: Math.min(w, row * TILE_ASPECT * 1.4) };
-    }
+    if (best === null || row > best.row) best = { cols, row, tile: Math.min(w, row * TILE_ASPECT * 1.4) };
   }
-  return best;
+  if (best.row >= MIN_ROW_PX) return best;
+  // Too many to fit readably: as many smallest tiles per row as the width takes, and scroll.
+  const cols = Math.max(1, Math.floor((width + GAP_PX) / (MIN_ROW_PX * TILE_ASPECT + GAP_PX)));
+  return { cols, row: MIN_ROW_PX, tile: (width - (cols - 1) * GAP_PX) / cols };
 }
 
 export class TileGrid {
