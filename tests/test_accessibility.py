@@ -5,6 +5,7 @@ class starts and with 30 students, in light, dark and forced-colours (Windows Hi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 
@@ -80,3 +81,48 @@ def test_no_axe_violations_on_any_screen(browser: Browser, server: ServerProcess
     assert {screen: v for screen, v in found.items() if v} == {}
     for each in (page, dashboard, projector):
         each.context.close()
+
+
+# Counts changes inside every live region (aria-live, status, alert) of the page, and every
+# change of the round-trip badge, which is not one.
+COUNT_LIVE_CHANGES = """
+window.liveChanges = 0;
+window.rttChanges = 0;
+const observer = new MutationObserver((records) => {
+  for (const record of records) {
+    const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
+    if (node.closest('[aria-live], [role=status], [role=alert]')) window.liveChanges++;
+    if (node.closest('#status-rtt')) window.rttChanges++;
+  }
+});
+observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+"""
+
+
+def test_live_regions_speak_once_per_change(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    student = new_page(browser, "about:blank", PHONE)
+    join_by_link(student, server.base_url, code, "Ana")
+    draw(student, SEVEN)
+    for page in (dashboard, student):
+        page.evaluate(COUNT_LIVE_CHANGES)
+
+    # Idle in a class: the round trip is refreshed every 2 s, nothing is announced.
+    student.wait_for_function("window.rttChanges >= 2", timeout=WAIT_MS)
+    assert student.evaluate("window.liveChanges") == 0
+    # More drawing: the phone speaks the settled answer once, not every frame's; tiles and
+    # counts move on the dashboard, none of it announced.
+    draw(student, [(0.2, 0.9), (0.8, 0.9)])
+    assert student.evaluate("window.liveChanges") <= 1
+    expect(dashboard.locator(".tile")).to_have_attribute("data-digit", re.compile(r"^\d$"), timeout=WAIT_MS)
+    assert dashboard.evaluate("window.liveChanges") == 0
+    # A new prompt: said once on each side.
+    student.evaluate("window.liveChanges = 0")
+    dashboard.click("#prompts button:text-is('3')")
+    expect(student.locator("#room-prompt")).to_have_text("Draw a 3", timeout=WAIT_MS)
+    expect(dashboard.locator("#announcer")).to_have_text("Prompt: draw a 3.", timeout=WAIT_MS)
+    assert student.evaluate("window.liveChanges") == 1
+    assert dashboard.evaluate("window.liveChanges") == 1
+    for page in (dashboard, student):
+        page.context.close()

@@ -134,7 +134,7 @@ def test_page_has_accessible_results(desktop: Page) -> None:
     for digit in range(10):
         expect(meters.nth(digit)).to_have_attribute("aria-label", f"digit {digit}")
         expect(meters.nth(digit)).to_have_attribute("aria-valuenow", "0")
-    expect(desktop.locator("#prediction")).to_have_attribute("aria-live", "polite")
+    expect(desktop.locator("#prediction-spoken")).to_have_attribute("aria-live", "polite")
     assert desktop.eval_on_selector("#pad", "el => getComputedStyle(el).touchAction") == "none"
     # The connection badge shows the live round-trip time.
     expect(desktop.locator("#status-rtt")).to_have_text(re.compile(r"^\d+ ms$"), timeout=WAIT_MS)

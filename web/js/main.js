@@ -89,7 +89,7 @@ stream.onPrediction((answer) => {
   if (answer.empty || pad.isEmpty) showBlank();
   else {
     bars.show(answer.probabilities);
-    prediction.show(answer);
+    prediction.show(answer, { settled: !pad.isDrawing && answer.seq === stream.sentSeq });
   }
 });
 
