@@ -383,7 +383,8 @@ def test_page_reconnects_and_resends_after_a_server_restart(
         # The old answer stays, dimmed, and the page says plainly why.
         expect(page.locator("#connection-notice")).to_contain_text("server cannot be reached", timeout=WAIT_MS)
         expect(page.locator("#connection-notice")).to_be_visible()
-        assert float(page.eval_on_selector(".results", "el => getComputedStyle(el).opacity")) < 0.6
+        assert page.eval_on_selector(".results", "el => getComputedStyle(el).filter") == "grayscale(1)"
+        assert float(page.eval_on_selector(".bar.is-top .bar-fill", "el => getComputedStyle(el).opacity")) < 0.5
         expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
         # Mark the shown answer, so only a fresh answer from the new server can replace it.
         page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")

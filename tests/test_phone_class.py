@@ -18,6 +18,7 @@ from tests.browser_support import (
     SEVEN,
     WAIT_MS,
     assert_no_page_errors,
+    axe_violations,
     box,
     draw,
     inside_viewport,
@@ -179,6 +180,7 @@ def test_a_server_restart_is_explained_without_a_modal(browser: Browser, own_ser
 
     own_server.stop()
     expect(student.locator("#connection-notice")).to_contain_text("server cannot be reached", timeout=WAIT_MS)
+    assert axe_violations(student) == []   # dimmed, the answer's text keeps its contrast
     own_server.start()   # the embedded server starts with no classes
 
     # The automatic rejoin finds no class: a notice beside the drawing, not the dialog.
