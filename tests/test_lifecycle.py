@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -176,17 +177,26 @@ async def test_sigterm_under_uvicorn_factory_is_as_the_readme_says(tmp_path) -> 
     assert "Application shutdown complete." in server.log_text(), "the lifespan shutdown runs all the same"
 
 
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def all_written(directory: Path) -> bool:
+    saved = list(directory.glob("*.png"))
+    return bool(saved) and all(path.read_bytes().endswith(PNG_END) for path in saved)
+
+
 def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
     inputs = tmp_path / "inputs"
     server = ServerProcess(args=["--save-inputs", str(inputs)], log_path=tmp_path / "server.log").start()
     try:
-        x, y = holdout()
+        x, _ = holdout()
         response = httpx.post(
             f"{server.base_url}/api/classify", content=canvas_png(x[0]), headers={"content-type": "image/png"}
         )
         assert response.status_code == 200
         deadline = time.monotonic() + 10
-        while not list(inputs.glob("*.png")) and time.monotonic() < deadline:
+        # written on a thread after the answer: wait until a whole PNG (ending in IEND) is there
+        while not all_written(inputs) and time.monotonic() < deadline:
             time.sleep(0.05)
         saved = list(inputs.glob("*.png"))
         assert len(saved) == 1

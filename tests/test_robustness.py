@@ -96,8 +96,10 @@ def predictor() -> SwitchablePredictor:
 
 @pytest.fixture(scope="module")
 def inprocess(predictor: SwitchablePredictor) -> Iterator[InProcessServer]:
-    # a short send timeout, so the test of a client that never reads need not wait 10 s
-    server = InProcessServer(Settings(send_timeout_s=1.0), predictor.load).start()
+    # a short send timeout, so the test of a client that never reads need not wait 10 s; room
+    # for the 500 sockets one test opens from one address
+    settings = Settings(send_timeout_s=1.0, max_connections_per_address=600)
+    server = InProcessServer(settings, predictor.load).start()
     asyncio.run(warm_up(server))
     yield server
     server.stop()
