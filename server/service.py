@@ -19,9 +19,9 @@ from server.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 # A shutdown answers in-flight snapshots for up to DRAIN_TIMEOUT_S, then spends up to
-# CLOSE_TIMEOUT_S closing each socket; uvicorn's own deadline sits above both, so the drain
-# always finishes first and the whole shutdown stays within SHUTDOWN_TIMEOUT_S.
-DRAIN_TIMEOUT_S = 3.0
+# CLOSE_TIMEOUT_S closing each socket, all sockets at once; what is left of SHUTDOWN_TIMEOUT_S
+# is uvicorn's and the lifespan's, so the process is gone within it whatever clients do.
+DRAIN_TIMEOUT_S = 2.0
 CLOSE_TIMEOUT_S = 1.0
 SHUTDOWN_TIMEOUT_S = 5
 

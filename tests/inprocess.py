@@ -27,8 +27,8 @@ class SwitchablePredictor:
     is clear, each batch waits at the gate (and `waiting` is set), so tests can hold snapshots
     in the queue behind it."""
 
-    def __init__(self, load: Callable[[], Predictor] = model_predictor(None)) -> None:
-        self._load = load
+    def __init__(self, load: Callable[[], Predictor] | None = None) -> None:
+        self._load = load or model_predictor(None)
         self.failing = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
@@ -86,7 +86,7 @@ class InProcessServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
 
-    def start(self) -> "InProcessServer":
+    def start(self) -> InProcessServer:
         logging.getLogger().addHandler(self.errors)
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

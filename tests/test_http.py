@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import socket
 
 import httpx
 import numpy as np
 import pytest
 
+from server.config import Settings
 from tests.support import ServerProcess, canvas_png, holdout, png_bytes
 
 
@@ -71,6 +73,54 @@ def test_classify_too_large_is_413(server: ServerProcess) -> None:
     )
     assert response.status_code == 413
     assert "error" in response.json()
+
+
+LIMIT = Settings().max_message_bytes
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"content": bytes(LIMIT + 1), "headers": {"content-type": "image/png"}},
+        {"content": bytes(LIMIT * 3 // 2), "headers": {"content-type": "application/octet-stream"}},
+        {"json": {"image": base64.b64encode(bytes(LIMIT + 1024)).decode()}},
+        {"json": {"image": "data:image/png;base64," + base64.b64encode(bytes(LIMIT + 1024)).decode()}},
+    ],
+    ids=["raw-just-over", "raw-half-again", "base64", "data-url"],
+)
+def test_a_body_over_the_image_limit_is_413_in_every_encoding(server: ServerProcess, request_kwargs: dict) -> None:
+    response = httpx.post(f"{server.base_url}/api/classify", timeout=30, **request_kwargs)
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+
+
+def test_an_image_at_the_limit_is_read_in_every_encoding(server: ServerProcess) -> None:
+    """The limits are the image's, not tighter: at exactly the limit, the bytes are looked at."""
+    at_limit = bytes(LIMIT)
+    raw = httpx.post(f"{server.base_url}/api/classify", content=at_limit, headers={"content-type": "image/png"})
+    encoded = httpx.post(f"{server.base_url}/api/classify", json={"image": base64.b64encode(at_limit).decode()})
+    assert (raw.status_code, raw.json()["code"]) == (400, "bad_image")
+    assert (encoded.status_code, encoded.json()["code"]) == (400, "bad_image")
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+            + f"Content-Length: {100 * LIMIT}\r\n\r\n".encode()
+        )
+        status_line = sock.makefile("rb").readline()  # not one byte of the body was sent
+    assert status_line.split()[1] == b"413"
+
+
+def test_deeply_nested_json_is_a_clear_400(server: ServerProcess) -> None:
+    depth = 100_000
+    body = b'{"image": ' + b"[" * depth + b"]" * depth + b"}"
+    response = httpx.post(f"{server.base_url}/api/classify", content=body,
+                          headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert "Traceback" not in server.log_text() and "RecursionError" not in server.log_text()
 
 
 def test_classify_huge_declared_dimensions_is_refused(server: ServerProcess) -> None:

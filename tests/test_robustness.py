@@ -96,8 +96,10 @@ def predictor() -> SwitchablePredictor:
 
 @pytest.fixture(scope="module")
 def inprocess(predictor: SwitchablePredictor) -> Iterator[InProcessServer]:
-    # a short send timeout, so the test of a client that never reads need not wait 10 s
-    server = InProcessServer(Settings(send_timeout_s=1.0), predictor.load).start()
+    # a short send timeout, so the test of a client that never reads need not wait 10 s; room
+    # for the 500 sockets one test opens from one address
+    settings = Settings(send_timeout_s=1.0, max_connections_per_address=600)
+    server = InProcessServer(settings, predictor.load).start()
     asyncio.run(warm_up(server))
     yield server
     server.stop()
@@ -171,14 +173,14 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_drawing(inpr
     sock.setblocking(False)
     lazy = await websockets.connect(inprocess.ws_url, sock=sock, max_queue=1)  # stops reading at once
     frames, label = digits[1]
-    # incompressible, or permessage-deflate would shrink it (and its pong) to almost nothing
-    big_ping = json.dumps({"type": "ping", "t": base64.b64encode(os.urandom(150_000)).decode()})
+    # as large as a control message may be, and incompressible: its pong is as large
+    big_ping = json.dumps({"type": "ping", "t": base64.b64encode(os.urandom(Settings().max_text_bytes // 2)).decode()})
 
     async def send_and_never_read() -> None:
         with contextlib.suppress(ConnectionClosed, OSError):  # once dropped, sending fails: the point
             while True:
                 await lazy.send(frames[-1])
-                await lazy.send(big_ping)  # its pong is as big: the server's buffers fill in a few
+                await lazy.send(big_ping)
                 await asyncio.sleep(0.005)
 
     lazy_sender = asyncio.create_task(send_and_never_read())
