@@ -66,7 +66,12 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> int:
+    if settings.workers > 1 and sockets is None:
+        from server.workers import serve_workers
+
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return serve_workers(settings)
     from server.app import create_app
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -75,7 +80,7 @@ def serve(settings: Settings) -> int:
     sys.setswitchinterval(0.001)
     app = create_app(settings)
     server = DrainingServer(uvicorn_config(app, settings), app.state.service)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

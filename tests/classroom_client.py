@@ -17,13 +17,13 @@ from tests.support import ServerProcess
 ANSWER_TIMEOUT_S = 30
 
 
-async def receive(ws: websockets.ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
+async def receive(ws: websockets.ClientConnection, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
-async def receive_type(ws: websockets.ClientConnection, kind: str) -> dict[str, Any]:
+async def receive_type(ws: websockets.ClientConnection, kind: str, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
     """The next message of `kind`, skipping predictions and pongs on the way."""
-    while (message := await receive(ws))["type"] != kind:
+    while (message := await receive(ws, timeout))["type"] != kind:
         assert message["type"] in ("prediction", "pong"), message
     return message
 

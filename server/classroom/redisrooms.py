@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from server.classifier import Classification
 from server.classroom import fanout, messages, scripts
@@ -217,7 +219,9 @@ class RedisRooms:
         self.unclaimed_s = unclaimed_s
         self.rooms_per_address = rooms_per_address
         self.clock = clock
-        self.client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
+        # Few, quick retries: while Redis is away a join should hear so at once, not in a minute.
+        self.client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S,
+                                           retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
         self.outage = Outage(url)
         self.process = secrets.token_hex(6)
         self.bus = Bus(self.client, self.outage, f"ds:process:{self.process}", self._missing)
