@@ -19,7 +19,14 @@ import pytest
 import websockets
 
 from server.classroom.codes import new_code
-from tests.classroom_client import Board, connect, create_room, join, receive, receive_type
+from tests.classroom_client import (
+    Board,
+    connect,
+    create_room,
+    join,
+    receive,
+    receive_type,
+)
 from tests.redisserver import RedisServer
 from tests.support import ServerProcess, canvas_png, holdout
 

@@ -44,6 +44,7 @@ from server.classroom.rooms import (
 HEARTBEAT_S = 2.0
 PROCESS_TTL_MS = 6000        # three missed heartbeats and a process counts as dead
 REDIS_TIMEOUT_S = 2.0
+REDIS_CONNECTIONS = 32
 ACTIVE, UNCLAIMED, AWAY, PROCESSES = "ds:active", "ds:unclaimed", "ds:away", "ds:processes"
 
 
@@ -219,9 +220,13 @@ class RedisRooms:
         self.unclaimed_s = unclaimed_s
         self.rooms_per_address = rooms_per_address
         self.clock = clock
-        # Few, quick retries: while Redis is away a join should hear so at once, not in a minute.
-        self.client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S,
-                                           retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2))
+        # A bounded pool that queues: a class's worth of tile writes at once wait their turn
+        # instead of failing. Few, quick retries: while Redis is away a join hears so at once.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        self.client = redis.Redis.from_pool(pool)
         self.outage = Outage(url)
         self.process = secrets.token_hex(6)
         self.bus = Bus(self.client, self.outage, f"ds:process:{self.process}", self._missing)
