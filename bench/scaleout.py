@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -29,17 +28,25 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.classroom import DashboardTally, dashboard, stroke_frames  # noqa: E402
-from bench.classroom import Tally as StudentTally  # noqa: E402
-from bench.classroom import student as classroom_student  # noqa: E402
-from bench.common import Server, cpu_percent, load_average, machine, percentile, sample_process, strokes  # noqa: E402
-from bench.load import Tally, Window, ws_closed_loop, ws_open_loop  # noqa: E402
-from server.classifier import Classification  # noqa: E402
-from server.classroom.memory import MemoryRooms  # noqa: E402
-from server.classroom.redisrooms import RedisRooms  # noqa: E402
-from server.classroom.rooms import Rooms  # noqa: E402
-from tests.redisserver import RedisServer  # noqa: E402
-from tests.support import holdout  # noqa: E402
+from bench.classroom import DashboardTally, dashboard, stroke_frames
+from bench.classroom import Tally as StudentTally
+from bench.classroom import student as classroom_student
+from bench.common import (
+    Server,
+    cpu_percent,
+    load_average,
+    machine,
+    percentile,
+    sample_process,
+    strokes,
+)
+from bench.load import Tally, Window, ws_closed_loop, ws_open_loop
+from server.classifier import Classification
+from server.classroom.memory import MemoryRooms
+from server.classroom.redisrooms import RedisRooms
+from server.classroom.rooms import Rooms
+from tests.redisserver import RedisServer
+from tests.support import holdout
 
 READY_TIMEOUT_S = 180.0
 CLASS_SIZE = 120
@@ -119,7 +126,8 @@ async def class_row(redis_url: str, args: argparse.Namespace) -> None:
     servers = [Server(args=flags), Server(args=flags)]
     await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
     try:
-        room = httpx.post(f"{servers[0].base_url}/api/rooms").json()
+        async with httpx.AsyncClient() as client:
+            room = (await client.post(f"{servers[0].base_url}/api/rooms")).json()
         x, y = holdout()
         class_strokes = [stroke_frames(x[i], 30) for i in range(0, len(y), len(y) // 20)]
         begin = time.perf_counter()
@@ -156,7 +164,7 @@ async def tile_cost(redis_url: str) -> None:
 
 
 async def measure_updates(rooms: Rooms, result: Classification) -> tuple[list[float], float]:
-    room, secret = await rooms.create("bench")
+    room, _ = await rooms.create("bench")
     seats = [await room.join(f"s{i}", lambda message: None) for i in range(100)]
     watch = await room.watch()  # a dashboard is watching: every update is published
     latencies = []
