@@ -296,3 +296,32 @@ async def test_a_seat_held_by_a_newer_connection_ignores_the_older(make_rooms) -
     await new_inbox.until(lambda m: {"type": "prompt", "digit": 6} in m)
     assert old_inbox.messages == []
     assert isinstance(new, Seat)
+
+
+# ---- Only in Redis: processes that stop, or only seem to ---------------------------------
+
+
+async def test_seats_of_a_process_that_stops_go_away_and_one_taken_for_dead_takes_them_back(redis_server) -> None:
+    async with redis.Redis.from_url(redis_server.url) as client:
+        await client.flushdb()
+    sizes: dict[str, Any] = {"max_students": 100, "idle_s": 600, "max_rooms": 1000, "grace_s": 60,
+                             "unclaimed_s": 300, "rooms_per_address": 20}
+    first, second = RedisRooms(redis_server.url, **sizes), RedisRooms(redis_server.url, **sizes)
+    await first.start()
+    await second.start()
+    try:
+        room, _ = await first.create(ADDRESS)
+        seat = await room.join("Ana", Inbox())
+        other_view = await second.get(room.code)
+        assert other_view is not None
+        # What another process's sweep does once this one's heartbeat lapses.
+        await second.drop(room.code, seat.id, f"{first.process}:")
+        assert (await other_view.view()).tile(seat.id).away
+        await seat.update(result(8))  # it was only slow: its next answer takes the seat back
+        tile = (await other_view.view()).tile(seat.id)
+        assert (tile.away, tile.digit) == (False, 8)
+        await first.stop()  # stops beating: the survivor's sweep marks the seat away
+        await second.sweep()
+        assert (await other_view.view()).tile(seat.id).away
+    finally:
+        await second.stop()

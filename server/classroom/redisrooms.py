@@ -101,7 +101,7 @@ class RedisRoom:
         tile = {"digit": result.digit, "confidence": result.confidence,
                 "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None}
         await self._rooms.run(
-            "update", [self._holders, self._tiles, ACTIVE],
+            "update", [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
             [seat.id, seat.holder, json.dumps(tile), self._rooms.clock(), self.code, self._dash,
              json.dumps(fanout.tiles(changed=[seat.id]))],
         )
@@ -294,9 +294,14 @@ class RedisRooms:
         await self._mark_dead_processes_away()
         return closed
 
+    @property
+    def own_seats(self) -> str:
+        """The seats this process holds, for whoever marks them away if it dies."""
+        return f"ds:process:{self.process}:seats"
+
     async def own_seat(self, code: str, student: str) -> None:
         async with self.outage.guard():
-            await self.client.sadd(f"ds:process:{self.process}:seats", f"{code} {student}")
+            await self.client.sadd(self.own_seats, f"{code} {student}")
 
     async def drop(self, code: str, student: str, holder_prefix: str) -> None:
         room = RedisRoom(self, code)

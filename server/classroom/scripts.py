@@ -19,6 +19,7 @@ local seat
 if student then
   seat = cjson.decode(redis.call('HGET', KEYS[2], student))
   seat['away'] = false
+  seat['was'] = nil
   redis.call('ZREM', KEYS[8], ARGV[7] .. ' ' .. student)
   redis.call('PUBLISH', ARGV[9], '{"e": "taken", "id": "' .. student .. '", "holder": "' .. ARGV[4] .. '"}')
 else
@@ -41,9 +42,24 @@ redis.call('PUBLISH', ARGV[8], '{"e": "tiles", "changed": ["' .. student .. '"],
 return {'ok', student, seat['name'], seat['rejoin'], redis.call('HGET', KEYS[1], 'prompt')}
 """
 
-# KEYS: holders, tiles, active. ARGV: id, holder, tile JSON, now, code, dash channel, event
+# A seat dropped for its holder (its process was taken for dead while it was only slow) is
+# taken back by that holder's next update, unless someone rejoined it meanwhile.
+# KEYS: holders, tiles, active, seats, away, this process's seats.
+# ARGV: id, holder, tile JSON, now, code, dash channel, event
 UPDATE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local holder = redis.call('HGET', KEYS[1], ARGV[1])
+if holder ~= ARGV[2] then
+  local raw = redis.call('HGET', KEYS[4], ARGV[1])
+  if holder or not raw then return 0 end
+  local seat = cjson.decode(raw)
+  if seat['was'] ~= ARGV[2] then return 0 end
+  seat['away'] = false
+  seat['was'] = nil
+  redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(seat))
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZREM', KEYS[5], ARGV[5] .. ' ' .. ARGV[1])
+  redis.call('SADD', KEYS[6], ARGV[5] .. ' ' .. ARGV[1])
+end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
@@ -58,6 +74,7 @@ if not holder or string.sub(holder, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local seat = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
 seat['away'] = true
+seat['was'] = holder
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(seat))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4] .. ' ' .. ARGV[1])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
