@@ -183,29 +183,9 @@ def tile_of(student: str, seat: dict[str, Any], raw: bytes | None) -> Tile:
                 base64.b64decode(preview) if preview else None, bool(seat["away"]))
 
 
-# Small steps that must not recreate a room another process has just closed.
-CLAIM = """
-if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'claimed', '1')
-redis.call('ZREM', KEYS[2], ARGV[2])
-return 1
-"""
-PROMPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'prompt', ARGV[1])
-redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
-return 1
-"""
-CLEAR = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-redis.call('DEL', KEYS[3])
-redis.call('ZADD', KEYS[4], 'XX', ARGV[1], ARGV[2])
-return redis.call('HKEYS', KEYS[2])
-"""
 SCRIPTS = {"join": scripts.JOIN, "update": scripts.UPDATE, "drop": scripts.DROP, "vacate": scripts.VACATE,
-           "close": scripts.CLOSE, "bucket": scripts.BUCKET, "claim": CLAIM, "prompt": PROMPT, "clear": CLEAR}
+           "close": scripts.CLOSE, "bucket": scripts.BUCKET, "claim": scripts.CLAIM, "prompt": scripts.PROMPT,
+           "clear": scripts.CLEAR}
 
 
 class RedisRooms:

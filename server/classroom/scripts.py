@@ -140,3 +140,28 @@ local wait = 0
 if tokens < 1 then wait = (1 - tokens) / rate end
 return {allowed, tostring(wait)}
 """
+
+# Small steps that must not recreate a room another process has just closed.
+# CLAIM: a right secret digest marks the room as opened by a dashboard. KEYS: room, unclaimed.
+# PROMPT: KEYS room, active; ARGV digit or '', now, code, seats channel, event, dash channel, event.
+# CLEAR: blank every tile; returns the students. KEYS room, seats, tiles, active; ARGV now, code.
+CLAIM = """
+if redis.call('HGET', KEYS[1], 'secret') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'claimed', '1')
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+"""
+PROMPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'prompt', ARGV[1])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+CLEAR = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+redis.call('DEL', KEYS[3])
+redis.call('ZADD', KEYS[4], 'XX', ARGV[1], ARGV[2])
+return redis.call('HKEYS', KEYS[2])
+"""

@@ -33,11 +33,11 @@ SOCKET = "socket"
 
 
 class Classroom:
-    def __init__(self, rooms: Rooms, settings: Settings, *, guesses: Limiter, secrets: Limiter,
+    def __init__(self, rooms: Rooms, settings: Settings, *, guesses: Limiter, secret_guesses: Limiter,
                  creations: Limiter) -> None:
         self.rooms = rooms
         self.guesses = guesses          # wrong codes and secrets, per address
-        self.secrets = secrets          # wrong secrets, per room code tried
+        self.secret_guesses = secret_guesses  # wrong secrets, per room code tried
         self.creations = creations
         self._per_socket = settings.guesses_per_socket
         self._refill_per_s = 1 / settings.guess_refill_s
@@ -57,14 +57,14 @@ class Classroom:
         if not settings.redis_url:
             return cls(MemoryRooms(**sizes), settings,
                        guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_address, refill)),
-                       secrets=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
+                       secret_guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
                        creations=MemoryLimiter(TokenBuckets(CREATE_BURST, CREATES_PER_S)))
         from server.classroom.redisrooms import RedisLimiter, RedisRooms
 
         rooms = RedisRooms(settings.redis_url, **sizes)
         return cls(rooms, settings,
                    guesses=RedisLimiter(rooms, "guesses", settings.guesses_per_address, refill),
-                   secrets=RedisLimiter(rooms, "secrets", settings.guesses_per_room, refill),
+                   secret_guesses=RedisLimiter(rooms, "secrets", settings.guesses_per_room, refill),
                    creations=RedisLimiter(rooms, "creations", CREATE_BURST, CREATES_PER_S))
 
     # -- guessing -------------------------------------------------------------------------
@@ -88,7 +88,7 @@ class Classroom:
 
     async def wrong_secret(self, address: str, code: object) -> float | None:
         normalized = normalize_code(code)
-        per_room = await self.secrets.take(normalized) if normalized else None
+        per_room = await self.secret_guesses.take(normalized) if normalized else None
         per_address = await self.guesses.take(address)
         waits = [wait for wait in (per_room, per_address) if wait is not None]
         return max(waits) if waits else None
