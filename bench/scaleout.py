@@ -5,8 +5,8 @@ to). Rows:
 
 - capacity (48 closed-loop clients) and 40 open-loop drawers (20 Hz strokes, as bench/load.py),
   against one process, then `--workers 2` with `--redis-url` on one port;
-- 120 students in one room spread over two processes (each its own port, sharing Redis), one
-  dashboard on the first: student p99 and dashboard updates/s;
+- 120 students in one room and one dashboard: in one process with rooms in memory, then spread
+  over two processes (each its own port, sharing Redis), the dashboard on the first;
 - what Redis adds to one tile update: `Seat.update` in memory against in Redis, one at a time
   (latency) and 100 seats at once (updates/s), in this process.
 
@@ -121,9 +121,11 @@ async def process_rows(redis_url: str, args: argparse.Namespace) -> None:
             await asyncio.to_thread(server.stop)
 
 
-async def class_row(redis_url: str, args: argparse.Namespace) -> None:
-    flags = ["--redis-url", redis_url, "--room-max-students", str(CLASS_SIZE)]
-    servers = [Server(args=flags), Server(args=flags)]
+async def class_row(redis_url: str | None, args: argparse.Namespace) -> None:
+    """One room of `--class-size` students and a dashboard: over two processes sharing Redis,
+    or (`redis_url` None) in one process with rooms in memory, the baseline."""
+    flags = ["--room-max-students", str(args.class_size)]
+    servers = [Server(args=[*flags, "--redis-url", redis_url]) for _ in range(2)] if redis_url else [Server(args=flags)]
     await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
     try:
         async with httpx.AsyncClient() as client:
@@ -135,16 +137,16 @@ async def class_row(redis_url: str, args: argparse.Namespace) -> None:
         tally, board = StudentTally(), DashboardTally()
         await asyncio.gather(
             dashboard(servers[0].ws_url + "/teacher", room, window, board),
-            *(classroom_student(servers[i % 2].ws_url, room["room"], i, class_strokes, window, tally)
-              for i in range(CLASS_SIZE)),
+            *(classroom_student(servers[i % len(servers)].ws_url, room["room"], i, class_strokes, window, tally)
+              for i in range(args.class_size)),
         )
         crashes = sum(server.crashes() for server in servers)
     finally:
         await asyncio.gather(*(asyncio.to_thread(server.stop) for server in servers))
-    print(f"\n{CLASS_SIZE} students at 20 Hz in one room over 2 processes + 1 dashboard, {args.duration:.0f} s: "
-          f"student p50 {percentile(tally.latencies_ms, 50):.1f} ms, p99 {percentile(tally.latencies_ms, 99):.1f} ms, "
-          f"{tally.errors} errors; dashboard {board.messages / args.duration:.2f} updates/s carrying "
-          f"{board.tiles / args.duration:.0f} tiles/s; {crashes} tracebacks; load average {load_average()}", flush=True)
+    where = "2 processes sharing Redis" if redis_url else "1 process, rooms in memory"
+    print(f"| {where} | {args.class_size} | {percentile(tally.latencies_ms, 50):.1f} | "
+          f"{percentile(tally.latencies_ms, 99):.1f} | {tally.errors} | {board.messages / args.duration:.2f} | "
+          f"{board.tiles / args.duration:.0f} | {crashes} | {load_average()} |", flush=True)
 
 
 async def tile_cost(redis_url: str) -> None:
@@ -189,9 +191,16 @@ async def run(args: argparse.Namespace) -> None:
     DRAWINGS.extend(strokes(16, 128))
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="digitstream-bench-redis-"))).start()
     try:
-        await process_rows(redis_server.url, args)
-        await class_row(redis_server.url, args)
-        await tile_cost(redis_server.url)
+        if args.only in (None, "processes"):
+            await process_rows(redis_server.url, args)
+        if args.only in (None, "class"):
+            print("\n| one room at 20 Hz + 1 dashboard | students | student p50 ms | p99 ms | errors | "
+                  "dashboard updates/s | tiles/s | tracebacks | load average |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            await class_row(None, args)
+            await class_row(redis_server.url, args)
+        if args.only in (None, "tiles"):
+            await tile_cost(redis_server.url)
     finally:
         redis_server.stop()
 
@@ -200,6 +209,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="digitstream scale-out benchmark")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per row (10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each row (2)")
+    parser.add_argument("--class-size", type=int, default=CLASS_SIZE, help=f"students in the room ({CLASS_SIZE})")
+    parser.add_argument("--only", choices=("processes", "class", "tiles"), help="run one part only")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -331,17 +331,15 @@ async def test_a_dropped_student_rejoins_the_same_seat(server: ServerProcess, di
         await first.send(digit_pngs[3][0])
         digit = (await receive_type(first, "prediction"))["digit"]
     await board.until(lambda b: b.tiles.get(joined["student"], {}).get("away") is True)
-    assert b_digit(board, joined["student"]) == digit, "an away tile keeps its drawing"
+    assert board.tiles[joined["student"]]["digit"] == digit, "an away tile keeps its drawing"
     async with connect(server) as again:
         rejoined = await join(again, room, "Ana", rejoin=joined["rejoin"])
         assert {k: rejoined[k] for k in ("student", "name", "rejoin")} == {
             k: joined[k] for k in ("student", "name", "rejoin")}
         await board.until(lambda b: b.tiles[joined["student"]]["away"] is False)
+        repeated = await join(again, room, "Ana", rejoin=joined["rejoin"])
+        assert repeated["student"] == joined["student"], "joining again on the same connection keeps the seat"
     await board.ws.close()
-
-
-def b_digit(board: Board, student: str) -> int | None:
-    return board.tiles[student]["digit"]
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -126,7 +126,11 @@ class Student:
         except BadName as bad:
             await self._refuse(Refusal("bad_name", str(bad)))
             return
-        await self._release()
+        current = self._seat
+        if current is not None and current.room.code == room.code and message.get("rejoin") == current.rejoin:
+            self._seat = None  # its own seat again: the join below takes it over
+        else:
+            await self._release()
         ticket = self._ticket = object()
         try:
             seat = await room.join(name, lambda event: self._deliver(ticket, event), message.get("rejoin"))
