@@ -86,6 +86,8 @@ class Bus:
             if fanout.empty:
                 del self._fanouts[code]
         have = {channel for channel in (dash_channel(code), seats_channel(code)) if channel in self._subscribed}
+        if wanted == have:
+            return  # no I/O, so nothing learnt about Redis either way
         async with self._lock, self._outage.guard():
             if wanted - have:
                 await self._pubsub.subscribe(*(wanted - have))
