@@ -33,7 +33,7 @@ from tests.support import ServerProcess, canvas_png, holdout
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 GRACE_S = 60
-UNCLAIMED_MINUTES = 0.1
+UNCLAIMED_MINUTES = 0.2  # long enough for every other test to open its dashboard first
 GUESSES_PER_ADDRESS = 6
 
 
