@@ -150,6 +150,15 @@ async def test_updates_between_ticks_become_one_delta_with_the_changed_tiles(mak
     assert [tile.name for tile in view.tiles] == ["s0", "s1", "s2", "s3"], "tiles keep the joining order"
 
 
+async def test_updates_from_a_whole_class_at_once_all_land(make_rooms) -> None:
+    rooms = await make_rooms()
+    room, _ = await rooms.create(ADDRESS)
+    seats = [await room.join(f"s{i}", Inbox()) for i in range(40)]
+    await asyncio.gather(*(seat.update(result(i % 10)) for i, seat in enumerate(seats)))
+    await asyncio.gather(*(seat.update(result(9 - i % 10)) for i, seat in enumerate(seats)))
+    assert [tile.digit for tile in (await room.view()).tiles] == [9 - i % 10 for i in range(40)]
+
+
 async def test_a_prompt_reaches_every_student_and_counts_who_matches(make_rooms) -> None:
     rooms = await make_rooms()
     room, _ = await rooms.create(ADDRESS)

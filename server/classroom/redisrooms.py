@@ -40,6 +40,7 @@ from server.classroom.rooms import (
     name_key,
     unique_names,
 )
+from server.classroom.tilebatch import TileBatch
 
 HEARTBEAT_S = 2.0
 PROCESS_TTL_MS = 6000        # three missed heartbeats and a process counts as dead
@@ -100,8 +101,9 @@ class RedisRoom:
     async def update(self, seat: Seat, result: Classification) -> None:
         tile = {"digit": result.digit, "confidence": result.confidence,
                 "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None}
-        await self._rooms.run(
-            "update", [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
+        await self._rooms.tiles.write(
+            f"{self.code} {seat.id}",
+            [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
             [seat.id, seat.holder, json.dumps(tile), self._rooms.clock(), self.code, self._dash,
              json.dumps(fanout.tiles(changed=[seat.id]))],
         )
@@ -211,6 +213,7 @@ class RedisRooms:
         self.process = secrets.token_hex(6)
         self.bus = Bus(self.client, self.outage, f"ds:process:{self.process}", self._missing)
         self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
+        self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
