@@ -71,6 +71,7 @@ class Bus:
         self._rooms_lost = rooms_lost
         self._fanouts: dict[str, Fanout] = {}
         self._subscribed: set[str] = set()
+        self._forgetting: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
     def fanout(self, code: str) -> Fanout:
@@ -78,23 +79,24 @@ class Bus:
 
     async def sync(self, code: str) -> None:
         """Subscribe to what this process needs of the room now, and nothing more."""
-        fanout = self._fanouts.get(code)
-        wanted = set()
-        if fanout is not None:
-            wanted |= {dash_channel(code)} if fanout.watches else set()
-            wanted |= {seats_channel(code)} if fanout.seats else set()
-            if fanout.empty:
-                del self._fanouts[code]
-        have = {channel for channel in (dash_channel(code), seats_channel(code)) if channel in self._subscribed}
-        if wanted == have:
-            return  # no I/O, so nothing learnt about Redis either way
-        async with self._lock, self._outage.guard():
-            if wanted - have:
-                await self._pubsub.subscribe(*(wanted - have))
-                self._subscribed |= wanted - have
-            if have - wanted:
-                await self._pubsub.unsubscribe(*(have - wanted))
-                self._subscribed -= have - wanted
+        async with self._lock:
+            fanout = self._fanouts.get(code)
+            wanted = set()
+            if fanout is not None:
+                wanted |= {dash_channel(code)} if fanout.watches else set()
+                wanted |= {seats_channel(code)} if fanout.seats else set()
+                if fanout.empty:
+                    del self._fanouts[code]
+            have = {channel for channel in (dash_channel(code), seats_channel(code)) if channel in self._subscribed}
+            if wanted == have:
+                return  # no I/O, so nothing learnt about Redis either way
+            async with self._outage.guard():
+                if wanted - have:
+                    await self._pubsub.subscribe(*(wanted - have))
+                    self._subscribed |= wanted - have
+                if have - wanted:
+                    await self._pubsub.unsubscribe(*(have - wanted))
+                    self._subscribed -= have - wanted
 
     async def run(self) -> None:
         # Always subscribed to one channel of its own: a pubsub with none cannot be read.
@@ -121,8 +123,14 @@ class Bus:
         if fanout is None:
             return
         fanout.dispatch(json.loads(data))
-        if fanout.empty:
-            self._fanouts.pop(code, None)
+        if fanout.empty:  # the room closed, or its last student here was removed: stop listening
+            task = asyncio.create_task(self._forget(code), name="digitstream-unsubscribe")
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
+
+    async def _forget(self, code: str) -> None:
+        with contextlib.suppress(ClassroomUnavailable):
+            await self.sync(code)
 
     async def _recovered(self) -> None:
         """Events sent while Redis was away are lost: dashboards redraw from Redis, and rooms
