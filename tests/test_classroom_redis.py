@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.classroom_client import (
     receive_type,
 )
 from tests.redisserver import RedisServer
-from tests.support import ServerProcess, canvas_png, holdout
+from tests.support import STARTUP_TIMEOUT_S, ServerProcess, canvas_png, holdout
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -225,3 +226,31 @@ async def test_with_more_than_one_worker_redis_is_required(tmp_path: Path) -> No
     with pytest.raises(RuntimeError):
         process.start()
     assert "--workers 2 needs --redis-url" in process.log_text()
+
+
+def wait_for_log(process: ServerProcess, text: str, count: int) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while process.log_text().count(text) < count:
+        assert time.monotonic() < deadline, f"{count} × {text!r} not in {process.log_path}"
+        time.sleep(0.2)
+
+
+async def test_workers_share_one_port_and_serve_one_class(redis_server, tmp_path: Path, digits) -> None:
+    workers = ServerProcess(args=["--workers", "2", "--redis-url", redis_server.url], log_path=tmp_path / "workers.log")
+    workers.start()
+    try:
+        wait_for_log(workers, "model ready", 2)
+        room = await create_room(workers)
+        board = await Board.open(workers, room)
+        students = [await connect(workers) for _ in range(8)]
+        ids = [(await join(ws, room, f"W{i}"))["student"] for i, ws in enumerate(students)]
+        for ws, (png, _) in zip(students, digits):
+            await ws.send(png)
+        predicted = [(await receive_type(ws, "prediction"))["digit"] for ws in students]
+        await board.until(lambda b: [b.tiles.get(i, {}).get("digit") for i in ids] == predicted)
+        for ws in students:
+            await ws.close()
+        await board.ws.close()
+    finally:
+        assert workers.stop() == 0, "SIGTERM to the parent stops every worker gracefully"
+    assert workers.log_text().count("Application shutdown complete") == 2
