@@ -143,6 +143,7 @@ return {allowed, tostring(wait)}
 
 # Small steps that must not recreate a room another process has just closed.
 # CLAIM: a right secret digest marks the room as opened by a dashboard. KEYS: room, unclaimed.
+#   It compares digests, so its timing says nothing about the secret itself.
 # PROMPT: KEYS room, active; ARGV digit or '', now, code, seats channel, event, dash channel, event.
 # CLEAR: blank every tile; returns the students. KEYS room, seats, tiles, active; ARGV now, code.
 CLAIM = """
