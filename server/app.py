@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # uvicorn serves nothing, /healthz included, until the model is loaded and warm
         await service.start()
-        classroom.start()
+        await classroom.start()
         try:
             yield
         finally:

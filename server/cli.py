@@ -76,16 +76,21 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> int:
+    """Serve in this process, on `sockets` when a `--workers` parent bound the port."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1 and sockets is None:
+        from server.workers import serve_workers
+
+        return serve_workers(settings)
     from server.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Preprocessing threads hold the GIL in short bursts; at the default 5 ms interval the event
     # loop could wait that long to send an answer that was ready.
     sys.setswitchinterval(0.001)
     app = create_app(settings)
     server = DrainingServer(uvicorn_config(app, settings), app.state.service)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

@@ -168,6 +168,25 @@ class Settings:
         30.0, "close a classroom after this many minutes without activity", parse=positive_float
     )
     room_max_students: int = option(100, "students one classroom admits", parse=positive_int)
+    max_rooms: int = option(1000, "open classrooms the server (all its processes) holds", parse=positive_int)
+    rooms_per_address: int = option(20, "open classrooms one address may have", parse=positive_int)
+    room_unclaimed_minutes: float = option(
+        5.0, "close a classroom no dashboard has opened within this many minutes", parse=positive_float
+    )
+    seat_grace_s: float = option(
+        120.0, "seconds a student's seat waits, shown away, for their page to reconnect and rejoin",
+        parse=positive_float,
+    )
+    guesses_per_address: int = option(
+        100, "wrong class codes one address may try before a wait (a class shares one address)", parse=positive_int
+    )
+    guesses_per_socket: int = option(5, "wrong class codes one connection may try before a wait", parse=positive_int)
+    guesses_per_room: int = option(10, "wrong teacher secrets tried for one room before a wait", parse=positive_int)
+    guess_refill_s: float = option(3.0, "seconds until each of those budgets allows one more", parse=positive_float)
+    redis_url: str = option(
+        "", "Redis URL shared by every server process of one site (redis://host:6379/0); unset: rooms live in this process"
+    )
+    workers: int = option(1, "server processes sharing this port; more than one needs --redis-url", parse=positive_int)
     log_level: str = option("info", "how much the server logs", choices=LOG_LEVELS)
     web_dir: Path = option(bundled_web_dir(), "the page's files", metavar="DIR")
 

@@ -1,10 +1,13 @@
-"""Per-address token buckets, for failed join-code guesses and for room creation."""
+"""Token buckets: wrong join codes and secrets per address, per code tried and per socket, and
+room creation per address. `TokenBuckets` lives in one process; `RedisBuckets` keeps the same
+buckets in Redis, so a guesser cannot spread guesses over several processes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass
@@ -40,6 +43,12 @@ class TokenBuckets:
         self._forget_full()
         return True
 
+    def drain(self, key: str) -> None:
+        """Empty `key`'s bucket: it waits a whole refill before its next token."""
+        bucket = self._refilled(key)
+        bucket.tokens = 0.0
+        self._buckets[key] = bucket
+
     def retry_after(self, key: str) -> float:
         """Seconds until `key` has a token again."""
         missing = 1 - self._refilled(key).tokens
@@ -61,3 +70,18 @@ class TokenBuckets:
             del self._buckets[key]
         while len(self._buckets) > self._max_keys:
             del self._buckets[next(iter(self._buckets))]
+
+
+class Limiter(Protocol):
+    """Shared buckets, whichever process asks."""
+
+    async def take(self, key: str) -> float | None:
+        """Spend one token: None, or the seconds to wait when there is none (nothing spent)."""
+
+
+class MemoryLimiter:
+    def __init__(self, buckets: TokenBuckets) -> None:
+        self.buckets = buckets
+
+    async def take(self, key: str) -> float | None:
+        return None if self.buckets.take(key) else self.buckets.retry_after(key)
