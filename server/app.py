@@ -35,8 +35,10 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         try:
             yield
         finally:
-            await classroom.stop()
+            # Connections first, so their seats are released (shown away) while the room store
+            # is still there; then the store; then the model.
             await service.drain()
+            await classroom.stop()
             service.stop()
 
     routes = [
