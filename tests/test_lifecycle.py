@@ -31,6 +31,8 @@ def test_help_explains_every_flag_and_its_environment_variable() -> None:
     for flag in (
         "--host", "--port", "--model", "--max-batch-size", "--max-batch-wait-ms",
         "--max-message-bytes", "--allowed-origins", "--log-level", "--save-inputs",
+        "--max-text-bytes", "--max-snapshot-rate", "--snapshot-burst", "--model-deadline-s", "--max-connections",
+        "--max-connections-per-address", "--idle-timeout-s", "--allowed-hosts",
     ):
         assert flag in result.stdout
         env_name = "DIGITSTREAM_" + flag.removeprefix("--").replace("-", "_").upper()
