@@ -4,7 +4,6 @@ own address's budget."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -12,20 +11,7 @@ from typing import Any
 import httpx
 import websockets
 
-from tests.support import ServerProcess
-
-ANSWER_TIMEOUT_S = 30
-
-
-async def receive(ws: websockets.ClientConnection, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def receive_type(ws: websockets.ClientConnection, kind: str, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
-    """The next message of `kind`, skipping predictions and pongs on the way."""
-    while (message := await receive(ws, timeout))["type"] != kind:
-        assert message["type"] in ("prediction", "pong"), message
-    return message
+from tests.support import ServerProcess, receive, receive_type
 
 
 async def create_room(server: ServerProcess, address: str = "127.0.0.1") -> dict[str, Any]:

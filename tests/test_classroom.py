@@ -90,7 +90,7 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
     assert buckets.take("a")
     for key in "bcdef":
         buckets.take(key)
-    assert len(buckets._buckets) <= 2
+    assert len(buckets) <= 2
 
 
 def test_teacher_commands_are_validated() -> None:

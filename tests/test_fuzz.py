@@ -190,7 +190,7 @@ class FuzzClient:
         x, y = holdout()
         self._good, self._label = canvas_png(x[0]), int(y[0])
 
-    def __enter__(self) -> "FuzzClient":
+    def __enter__(self) -> FuzzClient:
         self._thread.start()
         self._connections = self._run(self._connect())
         self._seqs = [0] * len(self._connections)

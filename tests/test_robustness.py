@@ -31,11 +31,10 @@ from websockets.exceptions import ConnectionClosed
 
 from server.config import Settings
 from tests.inprocess import InProcessServer, SwitchablePredictor
-from tests.support import ServerProcess, canvas_png, holdout
+from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, holdout
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-ANSWER_TIMEOUT_S = 30
 FRAME_INTERVAL_S = 0.05  # a drawer streams at 20 Hz
 GENEROUS_LATENCY_S = 3.0
 
@@ -86,7 +85,9 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> No
 
 
 def open_connections(server: InProcessServer) -> float:
-    return server.service.metrics.connections._value.get()
+    value = server.service.metrics.registry.get_sample_value("digitstream_open_connections")
+    assert value is not None
+    return value
 
 
 @pytest.fixture(scope="module")

@@ -24,27 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
 from server.config import MIB
 from server.stream import Pace
-from tests.support import ServerProcess, canvas_png, holdout
-
-ANSWER_TIMEOUT_S = 30
-
-
-async def receive(ws: websockets.ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
-
-
-async def receive_type(ws: websockets.ClientConnection, kind: str) -> dict[str, Any]:
-    while (message := await receive(ws))["type"] != kind:
-        assert message["type"] in ("prediction", "pong"), message
-    return message
-
-
-async def closed_with(ws: websockets.ClientConnection) -> int | None:
-    """The close code, once the server has closed; any message before it fails the test."""
-    with contextlib.suppress(ConnectionClosed):
-        message = await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S)
-        raise AssertionError(f"answered instead of closed: {message!r:.200}")
-    return ws.close_code
+from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, closed_with, holdout, receive, receive_type
 
 
 async def create_room(server: ServerProcess) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class TokenBuckets:
         self._clock = clock
         self._buckets: dict[str, Bucket] = {}
 
+    def __len__(self) -> int:
+        """Keys remembered: full buckets past `max_keys` are forgotten."""
+        return len(self._buckets)
+
     def available(self, key: str) -> bool:
         return self._refilled(key).tokens >= 1
 
