@@ -193,7 +193,7 @@ def _ink(pixels: np.ndarray) -> np.ndarray | None:
     distance = _distance(pixels)
     # Lossy formats leave noise on the background: measure it on the border, and count
     # only what stands above it.
-    noise = 4.0 * float(np.median(_border(distance)))
+    noise = 4.0 * _median(_border(distance))
     strongest = float(distance.max())
     if strongest - noise < MIN_CONTRAST * 255:
         return None
@@ -220,7 +220,7 @@ def _distance(pixels: np.ndarray) -> np.ndarray:
     if pixels.shape[2] == 1:
         # The common case, kept in small integers: it runs on every full-size snapshot.
         grey = pixels[:, :, 0]
-        background = int(np.median(_border(grey)))
+        background = int(_median(_border(grey)))
         if background == 0:  # white on black, as the page draws: the grey level is the distance
             return grey
         return np.abs(grey.astype(np.int16) - background).astype(np.uint8)
@@ -235,6 +235,15 @@ def _distance(pixels: np.ndarray) -> np.ndarray:
 
 def _is_grey(pixels: np.ndarray) -> bool:
     return bool((pixels[:, :, 0] == pixels[:, :, 1]).all() and (pixels[:, :, 1] == pixels[:, :, 2]).all())
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, without its generality: this runs on every snapshot."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, middle)[middle])
+    low, high = np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1]
+    return (float(low) + float(high)) / 2
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -258,9 +267,11 @@ def _mnist_like(ink: np.ndarray) -> Prepared:
 
 def _ink_box(strong: np.ndarray) -> tuple[int, int, int]:
     """Top, left and longest side of the box around the strong ink."""
-    rows = np.flatnonzero(strong.any(axis=1))
-    cols = np.flatnonzero(strong.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+    rows, cols = strong.any(axis=1), strong.any(axis=0)
+    # first and last True of each: argmax finds the first without listing them all
+    top, bottom = int(rows.argmax()), len(rows) - 1 - int(rows[::-1].argmax())
+    left, right = int(cols.argmax()), len(cols) - 1 - int(cols[::-1].argmax())
+    return top, left, max(bottom - top, right - left) + 1
 
 
 def _normalised(ink: np.ndarray) -> np.ndarray:
