@@ -100,7 +100,11 @@ async def ws_closed_loop(ws: websockets.ClientConnection, frames: list[bytes], w
         if sent_at >= window.end:
             return
         await ws.send(frame)
-        message = json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
+        try:
+            message = json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
+        except TimeoutError:  # a drawer gives up; this client's later answers would be out of step
+            tally.errors += sent_at in window
+            return
         if sent_at in window:
             tally.sent += 1
             tally.answer(sent_at, message, stroke_end=False)
