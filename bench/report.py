@@ -67,7 +67,9 @@ def readme_table(load: dict, outputs: dict[str, str], classroom_p99s: list[float
                 f"target ≤ 100 ms) |")
     page = first_row(outputs["preprocess"], "preprocess_bytes, the page's frames")
     rows.append(f"| preprocessing one page frame, median CPU (`preprocess.py`) | {page[1]} ms |")
-    padded = outputs["model"].splitlines()[-1].strip("|").split("|")
+    model_lines = outputs["model"].splitlines()
+    header = next(i for i, line in enumerate(model_lines) if line.startswith("| padded to buckets"))
+    padded = model_lines[header + 2].strip("|").split("|")
     rows.append(f"| model, batch sizes 1–32 padded to buckets / unpadded (`model.py`) | "
                 f"{padded[0].strip()} / {padded[1].strip()} images/s |")
     hostile = next(line for line in outputs["hostile"].splitlines() if line.startswith("- the costliest refusal"))
