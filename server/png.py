@@ -30,6 +30,7 @@ BIT_DEPTHS = {0: (1, 2, 4, 8), 2: (8,), 3: (1, 2, 4, 8), 4: (8,), 6: (8,)}
 # Decoded here: grey, RGB and RGBA; palettes, grey + alpha and tRNS transparency go to Pillow.
 CHANNELS = {0: 1, 2: 3, 6: 4}
 FILTER_NONE, FILTER_UP = 0, 2
+ROWS_PER_STEP = 16
 
 
 class PngRefused(ValueError):
@@ -53,18 +54,19 @@ class Png:
     bit_depth: int
     colour_type: int
     interlaced: bool
-    chunks: tuple[tuple[bytes, bytes], ...]  # (type, data) of the kept chunks, in order
+    chunks: tuple[tuple[bytes, bytes, bytes], ...]  # (type, data, the whole chunk) of those kept, in order
 
     @property
     def pixel_data(self) -> bytes:
-        return b"".join(data for kind, data in self.chunks if kind == b"IDAT")
+        return b"".join(data for kind, data, _ in self.chunks if kind == b"IDAT")
 
     def minimal(self) -> bytes:
-        """The same image as a PNG of its header, palette, transparency and pixels only."""
+        """The same image as a PNG of its header, palette, transparency and pixels only; the
+        chunks as they came, so Pillow checks their CRCs."""
         header = struct.pack(">IIBBBBB", self.width, self.height, self.bit_depth, self.colour_type, 0, 0,
                              int(self.interlaced))
-        return SIGNATURE + b"".join(_chunk(kind, data) for kind, data in
-                                    ((b"IHDR", header), *self.chunks, (b"IEND", b"")))
+        return SIGNATURE + _chunk(b"IHDR", header) + b"".join(whole for _, _, whole in self.chunks) + \
+            _chunk(b"IEND", b"")
 
 
 def is_png(data: bytes) -> bool:
@@ -86,8 +88,6 @@ def parse(data: bytes, max_pixels: int) -> Png:
             raise PngRefused(*TOO_MANY_CHUNKS)
         body = data[position + 8 : end - 4]
         critical = kind[:1].isupper()
-        if critical and zlib.crc32(kind + body) != struct.unpack_from(">I", data, end - 4)[0]:
-            raise PngRefused(*UNREADABLE)
         if header is None and kind != b"IHDR":
             raise PngRefused(*UNREADABLE)
         if kind == b"IHDR":
@@ -97,11 +97,11 @@ def parse(data: bytes, max_pixels: int) -> Png:
         elif kind == b"IEND":
             break
         elif kind in KEPT:
-            kept.append((kind, body))
+            kept.append((kind, body, data[position:end]))
         elif critical:
             raise PngRefused(*UNREADABLE)  # a critical chunk this decoder does not know
         position = end
-    if not any(kind == b"IDAT" for kind, _ in kept):
+    if not any(kind == b"IDAT" for kind, _, _ in kept):
         raise PngRefused(*UNREADABLE)
     width, height, bit_depth, colour_type, interlaced = header
     return Png(width, height, bit_depth, colour_type, interlaced, tuple(kept))
@@ -114,25 +114,42 @@ def decode(png: Png) -> np.ndarray | None:
     back as H×W grey: that is all the ink-finding needs, and it skips two thirds of the work.
     """
     channels = CHANNELS.get(png.colour_type)
-    if png.bit_depth != 8 or png.interlaced or channels is None or any(kind == b"tRNS" for kind, _ in png.chunks):
+    if png.bit_depth != 8 or png.interlaced or channels is None or any(kind == b"tRNS" for kind, _, _ in png.chunks):
         return None
-    stride = png.width * channels
-    try:
-        inflater = zlib.decompressobj()
-        # at most one byte more than the image needs: a zlib bomb stops here
-        raw = inflater.decompress(png.pixel_data, png.height * (stride + 1) + 1)
-    except zlib.error:
-        raise PngRefused(*UNREADABLE) from None
-    if len(raw) != png.height * (stride + 1):
-        raise PngRefused(*UNREADABLE)
-    rows = np.frombuffer(raw, np.uint8).reshape(png.height, stride + 1)
+    stride = png.width * channels + 1  # each row starts with its filter byte
+    size = png.height * stride
+    raw = _inflated_if_none_or_up(png.pixel_data, stride, size)
+    if raw is None:
+        return None
+    rows = np.frombuffer(raw, np.uint8).reshape(png.height, stride)
     filters = rows[:, 0]
-    if not ((filters == FILTER_NONE) | (filters == FILTER_UP)).all():
-        return None
     filtered = np.ascontiguousarray(rows[:, 1:]).reshape(png.height, png.width, channels)
     if channels == 1 or (channels == 4 and _opaque_grey(filtered, filters)):
         return _unfiltered(filtered[:, :, 0], filters)
     return _unfiltered(filtered, filters)
+
+
+def _inflated_if_none_or_up(data: bytes, stride: int, size: int) -> bytes | None:
+    """The `size` bytes of filtered rows, or None as soon as a row has another filter: Pillow
+    decodes those, and little was inflated for nothing. Inflates at most one byte more than
+    `size`, so a zlib bomb stops there."""
+    inflater, pieces, done = zlib.decompressobj(), [], 0
+    try:
+        while done < size:
+            piece = inflater.decompress(data, min(size - done, ROWS_PER_STEP * stride))
+            data = inflater.unconsumed_tail
+            if not piece:
+                raise PngRefused(*UNREADABLE)  # the rows end early
+            filters = np.frombuffer(piece, np.uint8)[::stride]  # each piece starts a row
+            if not ((filters == FILTER_NONE) | (filters == FILTER_UP)).all():
+                return None
+            pieces.append(piece)
+            done += len(piece)
+        if inflater.decompress(data, 1):
+            raise PngRefused(*UNREADABLE)  # more pixels than the header declares
+    except zlib.error:
+        raise PngRefused(*UNREADABLE) from None
+    return b"".join(pieces)
 
 
 def _opaque_grey(filtered: np.ndarray, filters: np.ndarray) -> bool:

@@ -222,7 +222,7 @@ def _distance(pixels: np.ndarray) -> np.ndarray:
         grey = pixels[:, :, 0]
         background = int(_median(_border(grey)))
         if background == 0:  # white on black, as the page draws: the grey level is the distance
-            return grey
+            return np.ascontiguousarray(grey)  # a copy only of a channel of colour pixels
         return np.abs(grey.astype(np.int16) - background).astype(np.uint8)
     background = np.median(_border(pixels), axis=0).astype(np.float32)
     squares = np.zeros(pixels.shape[:2], np.float32)
