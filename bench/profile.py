@@ -22,8 +22,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.clients import Tally, Window, ws_closed_loop
 from bench.common import Server, load_average, machine, page_strokes
-from bench.load import Tally, Window, ws_closed_loop
 
 # What names each kind of work in py-spy's collapsed stacks ("function (file:line)" frames),
 # looked for in this order: the first that a stack holds names it.

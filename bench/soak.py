@@ -19,8 +19,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.clients import Tally, Window, ws_open_loop
 from bench.common import Server, load_average, machine, markdown_table, page_strokes, percentile, sample_process, scrape
-from bench.load import Tally, Window, ws_open_loop
 
 SAMPLE_EVERY_S = 10.0
 
