@@ -16,10 +16,9 @@ test: $(VENV)/.installed-test chromium redis-server
 test-fast: $(VENV)/.installed-test redis-server
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
+# Runs the benchmarks and rewrites README.md's performance table and docs/benchmarks.md from their output.
 bench: $(VENV)/.installed-test
-	$(PY) bench/model.py
-	$(PY) bench/preprocess.py
-	$(PY) bench/load.py
+	$(PY) bench/report.py
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

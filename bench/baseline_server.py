@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.model import load_model  # noqa: E402
-from server.preprocess import BadImage, preprocess_bytes  # noqa: E402
+from server.model import load_model
+from server.preprocess import BadImage, preprocess_bytes
 
 
 def create_app() -> Starlette:

@@ -1,8 +1,8 @@
 """Classroom benchmark: 60 students drawing at 20 Hz and one teacher dashboard, on one machine.
 
 Starts its own server on a free 127.0.0.1 port (the only address it sends to), creates a
-room, and runs for a bounded time. Each student streams snapshots of a digit being drawn
-(the ink revealed over 1.5 s, as a stroke grows, then the next digit) at 20 Hz whatever the
+room, and runs for a bounded time. Each student replays the page's recorded frames
+(bench/data/page_frames.npz: digits drawn stroke by stroke in Chromium) at 20 Hz whatever the
 server does, as a page does. Student latency runs from sending a snapshot to its prediction;
 snapshots replaced by a newer one before classification (latest wins) have none. The
 dashboard counts its update messages and the tiles they carry.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sys
@@ -27,19 +26,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import websockets
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import ServerProcess, holdout  # noqa: E402
+from bench.common import page_strokes
+from tests.support import ServerProcess
 
 MAX_STUDENTS = 100
 MAX_SECONDS = 120.0
 WARM_UP_S = 3.0
 FRAME_HZ = 20.0
-STROKE_S = 1.5
-SNAPSHOT_SIDE = 128           # the page sends at most 128 px a side
-DIGITS = 20
 
 
 @dataclass
@@ -54,19 +50,6 @@ class DashboardTally:
     messages: int = 0
     tiles: int = 0
     per_tile: dict[str, int] = field(default_factory=dict)
-
-
-def stroke_frames(digit: np.ndarray, count: int) -> list[bytes]:
-    """PNG frames of one digit whose ink appears left to right, as if drawn."""
-    image = np.asarray(Image.fromarray(digit).resize((SNAPSHOT_SIDE, SNAPSHOT_SIDE), Image.Resampling.BILINEAR))
-    frames = []
-    for step in range(1, count + 1):
-        visible = image.copy()
-        visible[:, int(SNAPSHOT_SIDE * step / count):] = 0
-        buffer = io.BytesIO()
-        Image.fromarray(visible).save(buffer, format="PNG")
-        frames.append(buffer.getvalue())
-    return frames
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -127,12 +110,10 @@ async def dashboard(url: str, room: dict, window: tuple[float, float], tally: Da
 
 
 async def run(students: int, seconds: float, solo: bool) -> None:
-    x, y = holdout()
-    picks = range(0, len(y), len(y) // DIGITS)
-    strokes = [stroke_frames(x[i], int(STROKE_S * FRAME_HZ)) for i in picks]
+    strokes = page_strokes()
     server = ServerProcess().start()
     try:
-        room = httpx.post(f"{server.base_url}/api/rooms").json()
+        room = (await asyncio.to_thread(httpx.post, f"{server.base_url}/api/rooms")).json()
         begin = time.perf_counter()
         window = (begin + WARM_UP_S, begin + WARM_UP_S + seconds)
         tally, board = Tally(), DashboardTally()

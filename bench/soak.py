@@ -19,8 +19,8 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, load_average, machine, markdown_table, percentile, sample_process, scrape, strokes  # noqa: E402
-from bench.load import Tally, Window, ws_open_loop  # noqa: E402
+from bench.clients import Tally, Window, ws_open_loop
+from bench.common import Server, load_average, machine, markdown_table, page_strokes, percentile, sample_process, scrape
 
 SAMPLE_EVERY_S = 10.0
 
@@ -38,7 +38,7 @@ async def sampler(server: Server, window: Window, rows: list[list[object]], tall
 
 
 async def soak(args: argparse.Namespace) -> None:
-    drawings = strokes(16, 128)
+    drawings = page_strokes()
     server = Server()
     await asyncio.to_thread(server.start)
     rows: list[list[object]] = []
@@ -48,7 +48,7 @@ async def soak(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         window = Window(start, start + args.minutes * 60)
         sampling = asyncio.create_task(sampler(server, window, rows, tally))
-        await asyncio.gather(*(ws_open_loop(ws, drawings[i % 16 :] + drawings[: i % 16], window, tally)
+        await asyncio.gather(*(ws_open_loop(ws, drawings[i * 7 % len(drawings) :] + drawings[: i * 7 % len(drawings)], window, tally)
                                for i, ws in enumerate(clients)))
         await sampling
         await asyncio.gather(*(ws.close() for ws in clients))

@@ -1,5 +1,6 @@
 """Fuzzing /ws with hypothesis against the real server: random bytes, truncated and bit-flipped
-images, huge declared dimensions, random JSON shapes, wrong frame types.
+images, huge declared dimensions, hostile but valid images (tests/hostile_images.py: scan
+bombs, chunk floods, APNG, interlaced, 16-bit), random JSON shapes, wrong frame types.
 
 Every frame must get its answer (a prediction or an error, a pong, or nothing for `clear`),
 the socket must stay open, and a good snapshot after each burst must still be classified.
@@ -20,7 +21,8 @@ import threading
 import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, Self
 
 import numpy as np
 import websockets
@@ -29,13 +31,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from server.config import Settings
-from tests.support import ServerProcess, canvas_png, holdout
+from tests.hostile_images import families
+from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, holdout
 
 FRAMES = int(os.environ.get("DIGITSTREAM_FUZZ_FRAMES", "10000"))
 CONNECTIONS = 6
 BURST = (40, 60)
-ANSWER_TIMEOUT_S = 30
-SNAPSHOT_ANSWERS = {"prediction", "bad_image", "too_large"}
+SNAPSHOT_ANSWERS = {"prediction", "bad_image", "too_large", "unsupported_format"}
 JOIN_REFUSALS = {"room_not_found", "rate_limited", "bad_name"}
 
 
@@ -122,6 +124,18 @@ def random_images(draw: st.DrawFn) -> bytes:
         return encoded(image, "PNG")
 
 
+HOSTILE = {family.name: family for family in families()}
+
+
+@cache
+def hostile_image(name: str) -> bytes:
+    """Built once, when first drawn: some take a second to compress."""
+    return HOSTILE[name].build()
+
+
+hostile_images = st.sampled_from(sorted(HOSTILE)).map(hostile_image)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -146,6 +160,7 @@ frames = st.one_of(
     bit_flipped().map(Frame),
     declared_dimensions().map(Frame),
     random_images().map(Frame),
+    hostile_images.map(Frame),
     seeds.map(Frame),
     st.text(max_size=200).map(Frame),
     json_values.map(json.dumps).map(Frame),
@@ -190,7 +205,7 @@ class FuzzClient:
         x, y = holdout()
         self._good, self._label = canvas_png(x[0]), int(y[0])
 
-    def __enter__(self) -> FuzzClient:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._connections = self._run(self._connect())
         self._seqs = [0] * len(self._connections)
