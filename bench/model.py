@@ -1,5 +1,5 @@
 """Images per second of the committed model: `model.predict` against the fast paths, and
-batches padded to the server's buckets against batches of any size.
+batches padded to power-of-two sizes against batches of any size.
 
     python bench/model.py [--seconds 2] [--model PATH]
     python bench/model.py --batch-32-only     # one figure: BatchPredictor at batch 32
@@ -28,7 +28,6 @@ import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a checkout.
 
-from server.batching import bucket_sizes
 from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
 
 BATCH_SIZES = (1, 8, 32, 64)
@@ -50,10 +49,11 @@ def images_per_second(
 
 def padded_against_unpadded(predict: BatchPredictor, seconds: float) -> tuple[float, float]:
     """Real images/s over one stream of batch sizes 1–32 (uniform, as a queue under varying load
-    takes them): (padded to the next bucket 1, 2, 4, …, 32 as the server does, run as they come)."""
+    takes them): (padded to the next power of two up to 32, run as they come): the measurement behind
+    the queue sending batches unpadded."""
     rng = np.random.default_rng(1)
     sizes = rng.integers(1, 33, 64).tolist()
-    buckets = bucket_sizes(32)
+    buckets = (1, 2, 4, 8, 16, 32)
     inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in range(1, 33)}
     for size in range(1, 33):  # every shape traced and warm before timing
         predict(inputs[size])

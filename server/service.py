@@ -33,10 +33,16 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def model_predictor(path: Path | None) -> Callable[[], Predictor]:
-    """Load the model on the queue's worker thread: TensorFlow is imported there, not here."""
+def model_predictor(path: Path | None, threads: int = 0) -> Callable[[], Predictor]:
+    """Load the model on the queue's worker thread: TensorFlow is imported there, not here.
+    `threads` > 0 caps TensorFlow's thread pools before its runtime starts."""
 
     def load() -> Predictor:
+        import tensorflow as tf
+
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
 
         return BatchPredictor(load_model(path or DEFAULT_MODEL_PATH))
@@ -49,7 +55,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.queue = BatchingQueue(
-            load_predictor or model_predictor(settings.model),
+            load_predictor or model_predictor(settings.model, settings.model_threads),
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
             deadline_s=settings.model_deadline_s,
@@ -68,7 +74,7 @@ class Service:
         # every thread for ~200 ms, which was the whole latency tail. They never die.
         gc.freeze()
         self.state = State.SERVING
-        logger.info("model ready; batch buckets %s", self.queue.buckets)
+        logger.info("model ready; batches of up to %d", self.queue.max_batch_size)
 
     @property
     def accepting(self) -> bool:

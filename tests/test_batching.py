@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from server.batching import BatchFailed, BatchingQueue, ModelTimeout, Overloaded, QueueClosed, bucket_sizes
+from server.batching import BatchFailed, BatchingQueue, ModelTimeout, Overloaded, QueueClosed
 
 
 class FakeModel:
@@ -58,18 +58,12 @@ async def started(model: FakeModel, **options: object) -> BatchingQueue:
     return queue
 
 
-def test_bucket_sizes_are_powers_of_two_ending_at_the_maximum() -> None:
-    assert bucket_sizes(1) == (1,)
-    assert bucket_sizes(32) == (1, 2, 4, 8, 16, 32)
-    assert bucket_sizes(48) == (1, 2, 4, 8, 16, 32, 48)
-
-
-async def test_warm_up_runs_one_batch_per_bucket_on_the_worker_thread() -> None:
+async def test_warm_up_runs_the_smallest_and_largest_batch_on_the_worker_thread() -> None:
     model = FakeModel()
     queue = BatchingQueue(lambda: model, max_batch_size=8)
     queue.start()
     await queue.wait_ready()
-    assert [shape[0] for shape in model.batch_shapes] == [1, 2, 4, 8]
+    assert [shape[0] for shape in model.batch_shapes] == [1, 8]
     assert model.threads == {"digitstream-inference"}
     assert queue.healthy
     queue.close()
@@ -82,14 +76,15 @@ async def test_each_waiter_gets_its_own_row() -> None:
     queue.close()
 
 
-async def test_concurrent_submits_are_grouped_into_padded_batches() -> None:
+async def test_concurrent_submits_are_grouped_into_batches_of_just_their_images() -> None:
     model = FakeModel(delay_s=0.02)
     queue = await started(model, max_batch_size=16, max_wait_s=0.01)
     results = await asyncio.gather(*(queue.submit(image_of(3)) for _ in range(20)))
     sizes = [r.batch_size for r in results]
     assert max(sizes) > 1, "concurrent submits were never batched"
     assert len(model.batch_shapes) < 20
-    assert all(shape[0] in queue.buckets for shape in model.batch_shapes)
+    # the model sees exactly the submitted images: no padding rows
+    assert sum(shape[0] for shape in model.batch_shapes) == 20
     assert all(shape[0] <= 16 for shape in model.batch_shapes)
     queue.close()
 
