@@ -56,8 +56,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def student(url: str, room: str | None, index: int, strokes: list[list[bytes]], window: tuple[float, float],
-                  tally: Tally) -> None:
+async def student(
+    url: str, room: str | None, index: int, strokes: list[list[bytes]], window: tuple[float, float], tally: Tally
+) -> None:
     start, end = window
     async with websockets.connect(url, max_size=None) as ws:
         if room is not None:
@@ -78,7 +79,7 @@ async def student(url: str, room: str | None, index: int, strokes: list[list[byt
                     tally.errors += 1
 
         reader = asyncio.create_task(read())
-        frames = [frame for stroke in strokes[index % len(strokes):] + strokes for frame in stroke]
+        frames = [frame for stroke in strokes[index % len(strokes) :] + strokes for frame in stroke]
         # Students out of phase, spread over one frame interval, as a real class would be.
         seq, tick = 0, time.perf_counter() + (index % 60) / 60 / FRAME_HZ
         while tick < end:
@@ -89,7 +90,7 @@ async def student(url: str, room: str | None, index: int, strokes: list[list[byt
             if start <= sent_at[seq] < end:
                 tally.sent += 1
             tick += 1 / FRAME_HZ
-        await asyncio.sleep(1.0)   # let the last answers arrive
+        await asyncio.sleep(1.0)  # let the last answers arrive
         reader.cancel()
 
 
@@ -120,28 +121,45 @@ async def run(students: int, seconds: float, solo: bool) -> None:
         load_before = os.getloadavg()
         code = None if solo else room["room"]
         watching = [] if solo else [dashboard(server.ws_url + "/teacher", room, window, board)]
-        await asyncio.gather(*watching, *(student(server.ws_url, code, i, strokes, window, tally) for i in range(students)))
+        await asyncio.gather(
+            *watching, *(student(server.ws_url, code, i, strokes, window, tally) for i in range(students))
+        )
         load_after = os.getloadavg()
     finally:
         server.stop()
     report(students, seconds, solo, tally, board, load_before, load_after)
 
 
-def report(students: int, seconds: float, solo: bool, tally: Tally, board: DashboardTally,
-           load_before: tuple[float, ...], load_after: tuple[float, ...]) -> None:
+def report(
+    students: int,
+    seconds: float,
+    solo: bool,
+    tally: Tally,
+    board: DashboardTally,
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+) -> None:
     latencies = tally.latencies_ms
     busiest = max(board.per_tile.values(), default=0) / seconds
     who = "drawing alone (no room)" if solo else "in one room + 1 dashboard"
-    print(f"classroom: {students} students at {FRAME_HZ:.0f} Hz {who}, {seconds:.0f} s measured, "
-          f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after")
-    print(f"  students: {tally.sent} snapshots sent, {len(latencies)} answered "
-          f"({tally.sent - len(latencies)} replaced by newer ones), {tally.errors} errors")
-    print(f"  student latency ms: p50 {percentile(latencies, 50):.1f}  p95 {percentile(latencies, 95):.1f}  "
-          f"p99 {percentile(latencies, 99):.1f}")
+    print(
+        f"classroom: {students} students at {FRAME_HZ:.0f} Hz {who}, {seconds:.0f} s measured, "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after"
+    )
+    print(
+        f"  students: {tally.sent} snapshots sent, {len(latencies)} answered "
+        f"({tally.sent - len(latencies)} replaced by newer ones), {tally.errors} errors"
+    )
+    print(
+        f"  student latency ms: p50 {percentile(latencies, 50):.1f}  p95 {percentile(latencies, 95):.1f}  "
+        f"p99 {percentile(latencies, 99):.1f}"
+    )
     if solo:
         return
-    print(f"  dashboard: {board.messages / seconds:.2f} updates/s, {board.tiles / seconds:.1f} tiles/s, "
-          f"busiest tile {busiest:.2f} updates/s")
+    print(
+        f"  dashboard: {board.messages / seconds:.2f} updates/s, {board.tiles / seconds:.1f} tiles/s, "
+        f"busiest tile {busiest:.2f} updates/s"
+    )
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ async def sleep_until(moment: float) -> None:
 
 # -- WebSocket clients ----------------------------------------------------------------------
 
+
 async def ws_closed_loop(ws: websockets.ClientConnection, frames: list[bytes], window: Window, tally: Tally) -> None:
     for frame in itertools.cycle(frames):
         sent_at = time.perf_counter()
@@ -72,7 +73,9 @@ async def ws_closed_loop(ws: websockets.ClientConnection, frames: list[bytes], w
             tally.answer(sent_at, message, stroke_end=False)
 
 
-async def ws_open_loop(ws: websockets.ClientConnection, drawing: list[list[bytes]], window: Window, tally: Tally) -> None:
+async def ws_open_loop(
+    ws: websockets.ClientConnection, drawing: list[list[bytes]], window: Window, tally: Tally
+) -> None:
     pending: dict[int, tuple[float, bool]] = {}  # seq -> (sent at, stroke end), measured snapshots only
     receiver = asyncio.create_task(ws_receive(ws, pending, tally))
     seq, moment = 0, time.perf_counter() + random.uniform(0, FRAME_INTERVAL_S * 40)
@@ -116,6 +119,7 @@ async def ws_receive(ws: websockets.ClientConnection, pending: dict[int, tuple[f
 def flood(url: str, frame: bytes, seconds: float, sent: multiprocessing.sharedctypes.Synchronized) -> None:
     """Runs in a process of its own, so the flood loads the server and not this client: sends
     as fast as the socket takes frames and reads whatever comes back."""
+
     async def send_all() -> None:
         async with websockets.connect(url, max_size=None) as ws:
             reader = asyncio.create_task(drain_answers(ws))
@@ -147,6 +151,7 @@ async def flooding(url: str, frame: bytes, window: Window) -> float:
 
 
 # -- seed-style HTTP clients ----------------------------------------------------------------
+
 
 async def http_post(client: httpx.AsyncClient, frame: bytes, stroke_end: bool, window: Window, tally: Tally) -> None:
     sent_at = time.perf_counter()
@@ -183,8 +188,6 @@ async def http_open_loop(client: httpx.AsyncClient, drawing: list[list[bytes]], 
         moment += PAUSE_S
 
 
-
-
 class Clients:
     """Opens the clients of a run before its clock starts, and closes them after."""
 
@@ -196,13 +199,17 @@ class Clients:
         if self.http:
             limits = httpx.Limits(max_connections=6)  # a browser's per-host limit
             timeout = httpx.Timeout(ANSWER_TIMEOUT_S)
-            self.clients = [httpx.AsyncClient(base_url=self.server.base_url, limits=limits, timeout=timeout)
-                            for _ in range(self.count)]
+            self.clients = [
+                httpx.AsyncClient(base_url=self.server.base_url, limits=limits, timeout=timeout)
+                for _ in range(self.count)
+            ]
         else:
-            self.clients = await asyncio.gather(*(websockets.connect(self.server.ws_url, max_size=None)
-                                                  for _ in range(self.count)))
+            self.clients = await asyncio.gather(
+                *(websockets.connect(self.server.ws_url, max_size=None) for _ in range(self.count))
+            )
         return self.clients
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.gather(*(client.aclose() if self.http else client.close() for client in self.clients),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(client.aclose() if self.http else client.close() for client in self.clients), return_exceptions=True
+        )

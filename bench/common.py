@@ -31,7 +31,9 @@ PAUSE_S = 0.5
 class Server(ServerProcess):
     """A server child process for a benchmark: quiet, logged to a file, usable with `with`."""
 
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="digitstream-bench-", suffix=".log")[1]))
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="digitstream-bench-", suffix=".log")[1])
+    )
     env: dict[str, str] = field(default_factory=lambda: {"DIGITSTREAM_LOG_LEVEL": "warning"})
 
     @property
@@ -101,12 +103,20 @@ class ServerCounters:
     def read(cls, base_url: str) -> ServerCounters:
         values = scrape(base_url)
         answered = sum(value for name, value in values.items() if name.startswith("digitstream_predictions_total"))
-        return cls(values.get("digitstream_batch_size_count", 0.0), values.get("digitstream_batch_size_sum", 0.0),
-                   values.get("digitstream_coalesced_snapshots_total", 0.0), answered)
+        return cls(
+            values.get("digitstream_batch_size_count", 0.0),
+            values.get("digitstream_batch_size_sum", 0.0),
+            values.get("digitstream_coalesced_snapshots_total", 0.0),
+            answered,
+        )
 
     def __sub__(self, other: ServerCounters) -> ServerCounters:
-        return ServerCounters(self.batches - other.batches, self.batched_images - other.batched_images,
-                              self.coalesced - other.coalesced, self.answered - other.answered)
+        return ServerCounters(
+            self.batches - other.batches,
+            self.batched_images - other.batched_images,
+            self.coalesced - other.coalesced,
+            self.answered - other.answered,
+        )
 
     @property
     def mean_batch_size(self) -> float:
@@ -139,6 +149,12 @@ def load_average() -> str:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}"

@@ -51,9 +51,12 @@ def largest_accepted() -> list[Family]:
         Image.fromarray(np.round(cream + (blue - cream) * ink).astype(np.uint8)).save(buffer, "PNG", compress_level=1)
         return buffer.getvalue()
 
-    return [Family(f"largest accepted: blank {side}×{side} grey PNG",
-                   lambda: grey_png(np.zeros((side, side), np.uint8)), None),
-            Family(f"largest accepted: {side}×{side} RGB PNG, blue digit on cream", coloured, None)]
+    return [
+        Family(
+            f"largest accepted: blank {side}×{side} grey PNG", lambda: grey_png(np.zeros((side, side), np.uint8)), None
+        ),
+        Family(f"largest accepted: {side}×{side} RGB PNG, blue digit on cream", coloured, None),
+    ]
 
 
 def main() -> None:
@@ -71,8 +74,10 @@ def main() -> None:
         if outcome not in ("answered", "empty"):
             worst_refused = max(worst_refused, cpu_ms)
         print(f"| {family.name} | {len(data) / 1024:,.0f} | {outcome} | {cpu_ms:.2f} |")
-    print(f"\n- the costliest refusal: {worst_refused:.2f} ms of CPU (budget {BUDGET_MS:.0f} ms); accepted "
-          f"snapshots cost up to the last row, bounded by the pixel limit ({MAX_PIXELS:,} pixels)")
+    print(
+        f"\n- the costliest refusal: {worst_refused:.2f} ms of CPU (budget {BUDGET_MS:.0f} ms); accepted "
+        f"snapshots cost up to the last row, bounded by the pixel limit ({MAX_PIXELS:,} pixels)"
+    )
 
 
 if __name__ == "__main__":

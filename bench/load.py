@@ -104,20 +104,48 @@ class Row:
             median = self.median(name)
             return "–" if math.isnan(median) else f"{median:.{DIGITS[name]}f} ({self.spread(name)})"
 
-        return [self.server, self.scenario.loop, clients, figure("pred_s"), self.median("p50_ms"),
-                figure("p99_ms"), figure("stroke_end_p99_ms"), self.median("mean_batch"),
-                "–" if math.isnan(self.median("coalesced_pct")) else f"{self.median('coalesced_pct'):.0f}%", sum(run.failures for run in self.runs),
-                self.median("cpu_pct"), figure("cpu_ms_per_answer"), self.load_before]
+        return [
+            self.server,
+            self.scenario.loop,
+            clients,
+            figure("pred_s"),
+            self.median("p50_ms"),
+            figure("p99_ms"),
+            figure("stroke_end_p99_ms"),
+            self.median("mean_batch"),
+            "–" if math.isnan(self.median("coalesced_pct")) else f"{self.median('coalesced_pct'):.0f}%",
+            sum(run.failures for run in self.runs),
+            self.median("cpu_pct"),
+            figure("cpu_ms_per_answer"),
+            self.load_before,
+        ]
 
     def as_json(self) -> dict:
-        return {"server": self.server, "loop": self.scenario.loop, "clients": self.scenario.clients,
-                "load_before": self.load_before, "runs": [vars(run) for run in self.runs]}
+        return {
+            "server": self.server,
+            "loop": self.scenario.loop,
+            "clients": self.scenario.clients,
+            "load_before": self.load_before,
+            "runs": [vars(run) for run in self.runs],
+        }
 
 
 DIGITS = {"pred_s": 0, "p99_ms": 0, "stroke_end_p99_ms": 0, "cpu_ms_per_answer": 2}
-HEADERS = ["server", "loop", "clients", "pred/s (spread)", "p50 ms", "p99 ms (spread)", "stroke-end p99 ms (spread)",
-           "mean batch", "coalesced", "errors + lost ends", "server CPU %", "server CPU ms / answer (spread)",
-           "load avg before"]
+HEADERS = [
+    "server",
+    "loop",
+    "clients",
+    "pred/s (spread)",
+    "p50 ms",
+    "p99 ms (spread)",
+    "stroke-end p99 ms (spread)",
+    "mean batch",
+    "coalesced",
+    "errors + lost ends",
+    "server CPU %",
+    "server CPU ms / answer (spread)",
+    "load avg before",
+]
 RUNS = 3
 
 
@@ -127,8 +155,9 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
     window = Window(start, start + args.duration)
     tally = Tally()
     http = label.startswith("baseline")
-    flooder = asyncio.create_task(flooding(server.ws_url, closed_frames[-1], window)) \
-        if scenario.loop == "flood" else None
+    flooder = (
+        asyncio.create_task(flooding(server.ws_url, closed_frames[-1], window)) if scenario.loop == "flood" else None
+    )
     async with Clients(server, scenario.clients, http) as clients:
         jobs = []
         for index, client in enumerate(clients):
@@ -136,7 +165,7 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
             drawing = STROKES[offset:] + STROKES[:offset]
             if scenario.loop == "closed":
                 closed_loop = http_closed_loop if http else ws_closed_loop
-                frames = closed_frames[offset * 11 % len(closed_frames):] + closed_frames
+                frames = closed_frames[offset * 11 % len(closed_frames) :] + closed_frames
                 jobs.append(closed_loop(client, frames, window, tally))
             else:
                 open_loop = http_open_loop if http else ws_open_loop
@@ -149,7 +178,8 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
     answered = tally.answered if http else counters.answered
     return Run(
         pred_s=tally.answered / args.duration,
-        p50_ms=percentile(tally.latencies_ms, 50), p95_ms=percentile(tally.latencies_ms, 95),
+        p50_ms=percentile(tally.latencies_ms, 50),
+        p95_ms=percentile(tally.latencies_ms, 95),
         p99_ms=percentile(tally.latencies_ms, 99),
         stroke_end_p99_ms=percentile(tally.stroke_end_ms, 99) if scenario.loop != "closed" else float("nan"),
         mean_batch=1.0 if http else counters.mean_batch_size,
@@ -172,6 +202,7 @@ async def run_row(server: Server, label: str, scenario: Scenario, args: argparse
 
 async def read_server(server: Server, window: Window, http: bool):
     """Server counters and /proc readings at the window's edges (the baseline has no /metrics)."""
+
     async def read() -> tuple[ServerCounters, object]:
         counters = ServerCounters(0, 0, 0, 0) if http else await asyncio.to_thread(ServerCounters.read, server.base_url)
         return counters, sample_process(server.pid)
@@ -199,8 +230,13 @@ def servers(args: argparse.Namespace) -> list[tuple[str, Server, list[Scenario]]
 
 def model_alone(seconds: float) -> float:
     """Images/s of the model alone at batch 32, in a process of its own, on the same machine now."""
-    result = subprocess.run([sys.executable, "bench/model.py", "--seconds", str(seconds), "--batch-32-only"],
-                            cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "bench/model.py", "--seconds", str(seconds), "--batch-32-only"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(result.stdout.split()[-1])
 
 
@@ -223,44 +259,70 @@ async def run(args: argparse.Namespace) -> list[Row]:
 
 def summary(rows: list[Row], model_rate: float) -> list[str]:
     def find(label: str, loop: str, clients: int) -> Row | None:
-        return next((row for row in rows if row.server.startswith(label) and row.scenario.loop == loop
-                     and row.scenario.clients == clients), None)
+        return next(
+            (
+                row
+                for row in rows
+                if row.server.startswith(label) and row.scenario.loop == loop and row.scenario.clients == clients
+            ),
+            None,
+        )
 
     lines = []
-    batched, single, baseline = (find(label, "closed", 48) for label in ("streaming, batch ≤", "streaming, batch 1",
-                                                                          "baseline"))
+    batched, single, baseline = (
+        find(label, "closed", 48) for label in ("streaming, batch ≤", "streaming, batch 1", "baseline")
+    )
     if batched:
         rate = batched.median("pred_s")
-        lines.append(f"- capacity, 48 closed-loop clients: {rate:.0f} predictions/s (target ≥ 1,500); "
-                     f"the model alone at batch 32 does {model_rate:.0f} images/s in this run: "
-                     f"{100 * rate / model_rate:.0f}% of it (target ≥ 50%)")
-        lines.append(f"- server CPU per answered snapshot, 48 closed-loop clients: "
-                     f"{batched.median('cpu_ms_per_answer'):.2f} ms (target ≤ 0.6 ms)")
+        lines.append(
+            f"- capacity, 48 closed-loop clients: {rate:.0f} predictions/s (target ≥ 1,500); "
+            f"the model alone at batch 32 does {model_rate:.0f} images/s in this run: "
+            f"{100 * rate / model_rate:.0f}% of it (target ≥ 50%)"
+        )
+        lines.append(
+            f"- server CPU per answered snapshot, 48 closed-loop clients: "
+            f"{batched.median('cpu_ms_per_answer'):.2f} ms (target ≤ 0.6 ms)"
+        )
     if batched and single:
-        lines.append(f"- batched / batch-1 capacity: {batched.median('pred_s') / single.median('pred_s'):.1f}× "
-                     f"(target ≥ 4×)")
+        lines.append(
+            f"- batched / batch-1 capacity: {batched.median('pred_s') / single.median('pred_s'):.1f}× (target ≥ 4×)"
+        )
     if batched and baseline:
-        lines.append(f"- batched streaming / seed-style HTTP capacity: "
-                     f"{batched.median('pred_s') / baseline.median('pred_s'):.0f}×")
+        lines.append(
+            f"- batched streaming / seed-style HTTP capacity: "
+            f"{batched.median('pred_s') / baseline.median('pred_s'):.0f}×"
+        )
     for drawers, target in ((40, 50), (100, 100)):
         if drawn := find("streaming, batch ≤", "open", drawers):
-            lines.append(f"- {drawers} drawers at 20 Hz: p99 {drawn.median('p99_ms'):.0f} ms, stroke-end p99 "
-                         f"{drawn.median('stroke_end_p99_ms'):.0f} ms (targets ≤ {target} ms), "
-                         f"{sum(run.failures for run in drawn.runs)} errors + lost stroke ends")
+            lines.append(
+                f"- {drawers} drawers at 20 Hz: p99 {drawn.median('p99_ms'):.0f} ms, stroke-end p99 "
+                f"{drawn.median('stroke_end_p99_ms'):.0f} ms (targets ≤ {target} ms), "
+                f"{sum(run.failures for run in drawn.runs)} errors + lost stroke ends"
+            )
     calm, flooded = find("streaming, batch ≤", "open", 10), find("streaming, batch ≤", "flood", 10)
     if calm and flooded and FLOOD_RATES:
-        lines.append(f"- a flooder ({statistics.median(FLOOD_RATES):.0f} frames/s) next to 10 drawers: their p99 "
-                     f"{calm.median('p99_ms'):.0f} → {flooded.median('p99_ms'):.0f} ms "
-                     f"({flooded.median('p99_ms') / calm.median('p99_ms'):.1f}×)")
+        lines.append(
+            f"- a flooder ({statistics.median(FLOOD_RATES):.0f} frames/s) next to 10 drawers: their p99 "
+            f"{calm.median('p99_ms'):.0f} → {flooded.median('p99_ms'):.0f} ms "
+            f"({flooded.median('p99_ms') / calm.median('p99_ms'):.1f}×)"
+        )
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="digitstream load benchmark")
-    parser.add_argument("--drawers", type=lambda text: [int(n) for n in text.split(",")], default=[10, 40, 100],
-                        help="open-loop drawer counts (10,40,100)")
-    parser.add_argument("--closed", type=lambda text: [int(n) for n in text.split(",")], default=[48],
-                        help="closed-loop client counts (48)")
+    parser.add_argument(
+        "--drawers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[10, 40, 100],
+        help="open-loop drawer counts (10,40,100)",
+    )
+    parser.add_argument(
+        "--closed",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[48],
+        help="closed-loop client counts (48)",
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per run (8)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each run (2)")
     parser.add_argument("--runs", type=int, default=RUNS, help=f"measured runs per row ({RUNS})")
@@ -282,11 +344,21 @@ def main() -> None:
     print("\n".join(lines))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "machine": machine(), "load_before": load_before, "load_after": load_after,
-            "model_batch_32_images_s": model_rate, "headers": HEADERS, "table": [row.cells() for row in rows],
-            "rows": [row.as_json() for row in rows], "summary": lines,
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "model_batch_32_images_s": model_rate,
+                    "headers": HEADERS,
+                    "table": [row.cells() for row in rows],
+                    "rows": [row.as_json() for row in rows],
+                    "summary": lines,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

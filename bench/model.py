@@ -34,9 +34,7 @@ BATCH_SIZES = (1, 8, 32, 64)
 CPU_BATCH_SIZES = (1, 8, 16, 32)
 
 
-def images_per_second(
-    run: Callable[[np.ndarray], object], images: np.ndarray, seconds: float
-) -> float:
+def images_per_second(run: Callable[[np.ndarray], object], images: np.ndarray, seconds: float) -> float:
     """Call `run` on `images` for about `seconds`, after two warm-up calls."""
     for _ in range(2):
         run(images)
@@ -85,11 +83,20 @@ def cpu_per_image(predict: BatchPredictor, seconds: float) -> dict[int, tuple[fl
 def threads_table(seconds: float) -> str:
     runs = {}
     for threads in (0, 1):
-        output = subprocess.run([sys.executable, __file__, "--cpu-per-image", "--tf-threads", str(threads),
-                                 "--seconds", str(seconds)], capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            [sys.executable, __file__, "--cpu-per-image", "--tf-threads", str(threads), "--seconds", str(seconds)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         runs[threads] = {int(batch): tuple(values) for batch, values in json.loads(output).items()}
-    lines = [("| batch | CPU ms / image, default pools | CPU ms / image, 1 + 1 threads | images/s, default | "
-             "images/s, 1 + 1 |"), "|---:|---:|---:|---:|---:|"]
+    lines = [
+        (
+            "| batch | CPU ms / image, default pools | CPU ms / image, 1 + 1 threads | images/s, default | "
+            "images/s, 1 + 1 |"
+        ),
+        "|---:|---:|---:|---:|---:|",
+    ]
     for batch_size in CPU_BATCH_SIZES:
         (cpu_default, rate_default), (cpu_one, rate_one) = runs[0][batch_size], runs[1][batch_size]
         lines.append(f"| {batch_size} | {cpu_default:.2f} | {cpu_one:.2f} | {rate_default:,.0f} | {rate_one:,.0f} |")

@@ -39,8 +39,13 @@ STAGES = {
     "model (TensorFlow)": ("_run_batch (server/batching.py",),
     "batch assembly and queue": ("_take_batch", "batching.py"),
     "JSON answers": ("prediction (server/protocol.py", "json/"),
-    "thread hand-offs (futures across threads)": ("_call_set_state", "_chain_future", "call_soon_threadsafe",
-                                                  "run_in_executor", "concurrent/futures"),
+    "thread hand-offs (futures across threads)": (
+        "_call_set_state",
+        "_chain_future",
+        "call_soon_threadsafe",
+        "run_in_executor",
+        "concurrent/futures",
+    ),
     "event loop, Python: WebSocket frames, tasks, sends": ("websockets", "uvicorn", "starlette", "asyncio"),
 }
 # uvloop runs the loop in C: its own work (sockets, callback dispatch) shows as this leaf frame.
@@ -70,8 +75,9 @@ async def drive(server: Server, clients: int, seconds: float) -> Tally:
     start = time.perf_counter() + 1.0
     window, tally = Window(start, start + seconds), Tally()
     sockets = await asyncio.gather(*(websockets.connect(server.ws_url, max_size=None) for _ in range(clients)))
-    await asyncio.gather(*(ws_closed_loop(ws, frames[i * 37 % len(frames):] + frames, window, tally)
-                           for i, ws in enumerate(sockets)))
+    await asyncio.gather(
+        *(ws_closed_loop(ws, frames[i * 37 % len(frames) :] + frames, window, tally) for i, ws in enumerate(sockets))
+    )
     await asyncio.gather(*(ws.close() for ws in sockets))
     return tally
 
@@ -87,8 +93,18 @@ def main() -> None:
     print(f"Machine: {machine()}; load average before: {load_average()}")
     with Server() as server, tempfile.TemporaryDirectory() as folder:
         collapsed = args.raw or Path(folder) / "profile.txt"
-        record = [str(py_spy), "record", "--pid", str(server.pid), "--duration", str(int(args.seconds)),
-                  "--rate", "200", "--threads", "--nonblocking"]
+        record = [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(server.pid),
+            "--duration",
+            str(int(args.seconds)),
+            "--rate",
+            "200",
+            "--threads",
+            "--nonblocking",
+        ]
         spies = [subprocess.Popen([*record, "--format", "raw", "-o", str(collapsed)], stdout=subprocess.DEVNULL)]
         if args.svg:
             spies.append(subprocess.Popen([*record, "-o", str(args.svg)], stdout=subprocess.DEVNULL))
@@ -96,8 +112,10 @@ def main() -> None:
         for spy in spies:
             spy.wait(60)
         rows = summarise(collapsed)
-    print(f"{args.clients} closed-loop clients: {tally.answered / args.seconds:.0f} predictions/s; "
-          f"load average after: {load_average()}\n")
+    print(
+        f"{args.clients} closed-loop clients: {tally.answered / args.seconds:.0f} predictions/s; "
+        f"load average after: {load_average()}\n"
+    )
     print("| where the server's sampled CPU went | share |\n|---|---|")
     for name, share in rows:
         print(f"| {name} | {share:.0f}% |")

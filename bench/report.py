@@ -30,8 +30,9 @@ CLASSROOM_RUNS = 3
 
 def run(script: str, *args: str) -> str:
     print(f"running {script} {' '.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=REPO, stdout=subprocess.PIPE, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=REPO, stdout=subprocess.PIPE, text=True, check=True
+    )
     return result.stdout.strip()
 
 
@@ -62,16 +63,20 @@ def first_row(table: str, prefix: str) -> list[str]:
 
 def readme_table(load: dict, outputs: dict[str, str], classroom_p99s: list[float]) -> str:
     rows = [f"| {line[2:].split(':', 1)[0]} | {line[2:].split(':', 1)[1].strip()} |" for line in load["summary"]]
-    rows.append(f"| 60 students + dashboard, student p99 (`classroom.py`, three runs) | "
-                f"{statistics.median(classroom_p99s):.0f} ms ({min(classroom_p99s):.0f}–{max(classroom_p99s):.0f}; "
-                f"target ≤ 100 ms) |")
+    rows.append(
+        f"| 60 students + dashboard, student p99 (`classroom.py`, three runs) | "
+        f"{statistics.median(classroom_p99s):.0f} ms ({min(classroom_p99s):.0f}–{max(classroom_p99s):.0f}; "
+        f"target ≤ 100 ms) |"
+    )
     page = first_row(outputs["preprocess"], "preprocess_bytes, the page's frames")
     rows.append(f"| preprocessing one page frame, median CPU (`preprocess.py`) | {page[1]} ms |")
     model_lines = outputs["model"].splitlines()
     header = next(i for i, line in enumerate(model_lines) if line.startswith("| padded to buckets"))
     padded = model_lines[header + 2].strip("|").split("|")
-    rows.append(f"| model, batch sizes 1–32 padded to buckets / unpadded (`model.py`) | "
-                f"{padded[0].strip()} / {padded[1].strip()} images/s |")
+    rows.append(
+        f"| model, batch sizes 1–32 padded to buckets / unpadded (`model.py`) | "
+        f"{padded[0].strip()} / {padded[1].strip()} images/s |"
+    )
     hostile = next(line for line in outputs["hostile"].splitlines() if line.startswith("- the costliest refusal"))
     rows.append(f"| hostile images (`hostile.py`) | {hostile[2:]} |")
     return "\n".join(["| what | figure |", "|---|---|", *rows])
@@ -92,14 +97,20 @@ def main() -> None:
     outputs["classroom"], classroom_p99s = classroom("3" if args.quick else "20")
     outputs["profile"] = profile("3" if args.quick else "15")
     load = json.loads((RESULTS / "load.json").read_text())
-    heading = (f"{started:%Y-%m-%d %H:%M} UTC on {machine()}; load average before: {load_before}, "
-               f"after: {load_average()}{' (quick run)' if args.quick else ''}.")
+    heading = (
+        f"{started:%Y-%m-%d %H:%M} UTC on {machine()}; load average before: {load_before}, "
+        f"after: {load_average()}{' (quick run)' if args.quick else ''}."
+    )
     readme = f"Measured by `make bench`, {heading}\n\n{readme_table(load, outputs, classroom_p99s)}"
     replace_between_markers(REPO / "README.md", readme)
-    sections = [("Load (`bench/load.py`)", "load"), ("Classroom (`bench/classroom.py`, three runs)", "classroom"),
-                ("Preprocessing (`bench/preprocess.py`)", "preprocess"), ("Hostile images (`bench/hostile.py`)",
-                 "hostile"), ("Model (`bench/model.py`)", "model"), ("Profile under load (`bench/profile.py`)",
-                 "profile")]
+    sections = [
+        ("Load (`bench/load.py`)", "load"),
+        ("Classroom (`bench/classroom.py`, three runs)", "classroom"),
+        ("Preprocessing (`bench/preprocess.py`)", "preprocess"),
+        ("Hostile images (`bench/hostile.py`)", "hostile"),
+        ("Model (`bench/model.py`)", "model"),
+        ("Profile under load (`bench/profile.py`)", "profile"),
+    ]
     body = "\n\n".join(f"### {title}\n\n{outputs[key]}" for title, key in sections)
     replace_between_markers(REPO / "docs" / "benchmarks.md", f"Run of {heading}\n\n{body}")
     print("wrote README.md and docs/benchmarks.md")

@@ -77,23 +77,30 @@ def cpu_of(pids: list[int]) -> list:
 
 async def drawers_row(server: Server, loop: str, clients: int, args: argparse.Namespace) -> dict[str, float]:
     drawings = DRAWINGS
-    frames = [frame for stroke in drawings for frame in stroke[len(stroke) // 2:]]
+    frames = [frame for stroke in drawings for frame in stroke[len(stroke) // 2 :]]
     start = time.perf_counter() + args.warmup + 0.2 * clients / 10
     window = Window(start, start + args.duration)
     tally = Tally()
     sockets = await asyncio.gather(*(websockets.connect(server.ws_url, max_size=None) for _ in range(clients)))
     try:
-        jobs = [ws_closed_loop(ws, frames, window, tally) if loop == "closed"
-                else ws_open_loop(ws, drawings[i % len(drawings):] + drawings[:i % len(drawings)], window, tally)
-                for i, ws in enumerate(sockets)]
+        jobs = [
+            ws_closed_loop(ws, frames, window, tally)
+            if loop == "closed"
+            else ws_open_loop(ws, drawings[i % len(drawings) :] + drawings[: i % len(drawings)], window, tally)
+            for i, ws in enumerate(sockets)
+        ]
         cpu = asyncio.create_task(cpu_during(serving_pids(server), window))
         await asyncio.gather(*jobs)
         cpu_percent_total = await cpu
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    return {"pred/s": tally.answered / args.duration, "p50": percentile(tally.latencies_ms, 50),
-            "p99": percentile(tally.latencies_ms, 99), "errors": tally.errors + tally.stroke_ends_unanswered,
-            "cpu%": cpu_percent_total}
+    return {
+        "pred/s": tally.answered / args.duration,
+        "p50": percentile(tally.latencies_ms, 50),
+        "p99": percentile(tally.latencies_ms, 99),
+        "errors": tally.errors + tally.stroke_ends_unanswered,
+        "cpu%": cpu_percent_total,
+    }
 
 
 async def cpu_during(pids: list[int], window: Window) -> float:
@@ -115,8 +122,11 @@ async def process_rows(redis_url: str, args: argparse.Namespace) -> None:
             await asyncio.to_thread(wait_for_workers, server, workers)
             for loop, clients in (("closed", 48), ("open", 40)):
                 row = await drawers_row(server, loop, clients, args)
-                print(f"| {workers} | {clients} {loop}-loop | {row['pred/s']:.0f} | {row['p50']:.1f} | "
-                      f"{row['p99']:.1f} | {row['errors']} | {row['cpu%']:.0f} | {load_average()} |", flush=True)
+                print(
+                    f"| {workers} | {clients} {loop}-loop | {row['pred/s']:.0f} | {row['p50']:.1f} | "
+                    f"{row['p99']:.1f} | {row['errors']} | {row['cpu%']:.0f} | {load_average()} |",
+                    flush=True,
+                )
         finally:
             await asyncio.to_thread(server.stop)
 
@@ -137,32 +147,46 @@ async def class_row(redis_url: str | None, args: argparse.Namespace) -> None:
         tally, board = StudentTally(), DashboardTally()
         await asyncio.gather(
             dashboard(servers[0].ws_url + "/teacher", room, window, board),
-            *(classroom_student(servers[i % len(servers)].ws_url, room["room"], i, class_strokes, window, tally)
-              for i in range(args.class_size)),
+            *(
+                classroom_student(servers[i % len(servers)].ws_url, room["room"], i, class_strokes, window, tally)
+                for i in range(args.class_size)
+            ),
         )
         crashes = sum(server.crashes() for server in servers)
     finally:
         await asyncio.gather(*(asyncio.to_thread(server.stop) for server in servers))
     where = "2 processes sharing Redis" if redis_url else "1 process, rooms in memory"
-    print(f"| {where} | {args.class_size} | {percentile(tally.latencies_ms, 50):.1f} | "
-          f"{percentile(tally.latencies_ms, 99):.1f} | {tally.errors} | {board.messages / args.duration:.2f} | "
-          f"{board.tiles / args.duration:.0f} | {crashes} | {load_average()} |", flush=True)
+    print(
+        f"| {where} | {args.class_size} | {percentile(tally.latencies_ms, 50):.1f} | "
+        f"{percentile(tally.latencies_ms, 99):.1f} | {tally.errors} | {board.messages / args.duration:.2f} | "
+        f"{board.tiles / args.duration:.0f} | {crashes} | {load_average()} |",
+        flush=True,
+    )
 
 
 async def tile_cost(redis_url: str) -> None:
     result = Classification(False, tuple(0.91 if d == 7 else 0.01 for d in range(10)), b"\x89PNG" + bytes(300))
     print("\n| rooms | one update at a time: mean µs | p99 µs | 100 seats at once: updates/s | load average |")
     print("|---|---|---|---|---|")
-    sizes = {"max_students": 100, "idle_s": 600, "max_rooms": 1000, "grace_s": 60, "unclaimed_s": 300,
-             "rooms_per_address": 20}
+    sizes = {
+        "max_students": 100,
+        "idle_s": 600,
+        "max_rooms": 1000,
+        "grace_s": 60,
+        "unclaimed_s": 300,
+        "rooms_per_address": 20,
+    }
     for label, rooms in (("memory", MemoryRooms(**sizes)), ("Redis", RedisRooms(redis_url, **sizes))):
         await rooms.start()
         try:
             latencies, rate = await measure_updates(rooms, result)
         finally:
             await rooms.stop()
-        print(f"| {label} | {sum(latencies) / len(latencies):.0f} | {percentile(latencies, 99):.0f} | {rate:.0f} | "
-              f"{load_average()} |", flush=True)
+        print(
+            f"| {label} | {sum(latencies) / len(latencies):.0f} | {percentile(latencies, 99):.0f} | {rate:.0f} | "
+            f"{load_average()} |",
+            flush=True,
+        )
 
 
 async def measure_updates(rooms: Rooms, result: Classification) -> tuple[list[float], float]:
@@ -194,8 +218,10 @@ async def run(args: argparse.Namespace) -> None:
         if args.only in (None, "processes"):
             await process_rows(redis_server.url, args)
         if args.only in (None, "class"):
-            print("\n| one room at 20 Hz + 1 dashboard | students | student p50 ms | p99 ms | errors | "
-                  "dashboard updates/s | tiles/s | tracebacks | load average |")
+            print(
+                "\n| one room at 20 Hz + 1 dashboard | students | student p50 ms | p99 ms | errors | "
+                "dashboard updates/s | tiles/s | tracebacks | load average |"
+            )
             print("|---|---|---|---|---|---|---|---|---|")
             await class_row(None, args)
             await class_row(redis_server.url, args)

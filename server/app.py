@@ -11,9 +11,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import api
-from server.classroom.student import Student
 from server.classroom import routes as classroom_routes
 from server.classroom.service import Classroom
+from server.classroom.student import Student
 from server.config import Settings
 from server.errors import ClientError
 from server.hosts import AllowedHosts
@@ -51,11 +51,16 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     ]
     middleware = [
         Middleware(AllowedHosts, names=settings.allowed_hosts),
-        Middleware(SocketCaps, total=settings.max_connections, per_address=settings.max_connections_per_address,
-                   metrics=service.metrics),
+        Middleware(
+            SocketCaps,
+            total=settings.max_connections,
+            per_address=settings.max_connections_per_address,
+            metrics=service.metrics,
+        ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={ClientError: api.client_error})
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={ClientError: api.client_error}
+    )
     app.state.service = service
     app.state.classroom = classroom
     return app

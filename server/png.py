@@ -63,10 +63,12 @@ class Png:
     def minimal(self) -> bytes:
         """The same image as a PNG of its header, palette, transparency and pixels only; the
         chunks as they came, so Pillow checks their CRCs."""
-        header = struct.pack(">IIBBBBB", self.width, self.height, self.bit_depth, self.colour_type, 0, 0,
-                             int(self.interlaced))
-        return SIGNATURE + _chunk(b"IHDR", header) + b"".join(whole for _, _, whole in self.chunks) + \
-            _chunk(b"IEND", b"")
+        header = struct.pack(
+            ">IIBBBBB", self.width, self.height, self.bit_depth, self.colour_type, 0, 0, int(self.interlaced)
+        )
+        return (
+            SIGNATURE + _chunk(b"IHDR", header) + b"".join(whole for _, _, whole in self.chunks) + _chunk(b"IEND", b"")
+        )
 
 
 def is_png(data: bytes) -> bool:
@@ -171,8 +173,9 @@ def _unfiltered(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
         return running
     # A None row starts the sum afresh: take away what the rows before it added.
     last_restart = np.maximum.accumulate(np.where(filters == FILTER_NONE, np.arange(len(filters)), 0))
-    before = np.where((last_restart > 0)[(...,) + (None,) * (filtered.ndim - 1)],
-                      running[np.maximum(last_restart - 1, 0)], 0).astype(np.uint8)
+    before = np.where(
+        (last_restart > 0)[(...,) + (None,) * (filtered.ndim - 1)], running[np.maximum(last_restart - 1, 0)], 0
+    ).astype(np.uint8)
     return running - before
 
 
@@ -194,7 +197,9 @@ def encode_grey(pixels: np.ndarray) -> bytes:
     rows = np.zeros((height, width + 1), np.uint8)  # each row: filter byte 0 (None), then pixels
     rows[:, 1:] = pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b"")
+    return (
+        SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b"")
+    )
 
 
 def _header(body: bytes, max_pixels: int) -> tuple[int, int, int, int, bool]:

@@ -149,7 +149,7 @@ def _decoded_by_pillow(data: bytes) -> np.ndarray:
             return np.asarray(_normalised_mode(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_large() from None
-    except Exception:  # noqa: BLE001
+    except Exception:
         # Pillow's decoders fail on hostile bytes in many ways (OSError, SyntaxError,
         # struct.error, ValueError, ...); all of them mean the same thing to a client.
         raise _unreadable() from None
@@ -286,8 +286,14 @@ def _stroke_width(ink: np.ndarray) -> float:
     so the estimate is the same at every resolution.
     """
     # The steps inside, plus those onto the empty surroundings at the four edges.
-    outline = (np.abs(np.diff(ink, axis=0)).sum() + np.abs(np.diff(ink, axis=1)).sum()
-               + ink[0].sum() + ink[-1].sum() + ink[:, 0].sum() + ink[:, -1].sum())
+    outline = (
+        np.abs(np.diff(ink, axis=0)).sum()
+        + np.abs(np.diff(ink, axis=1)).sum()
+        + ink[0].sum()
+        + ink[-1].sum()
+        + ink[:, 0].sum()
+        + ink[:, -1].sum()
+    )
     # Counting steps along the axes overestimates a curve's length by 4/π on average.
     return float(2.0 * ink.sum() / (outline * np.pi / 4.0))
 

@@ -20,7 +20,9 @@ from server.metrics import Metrics
 
 class TooManyConnections(ClientError):
     code, message, http_status = (
-        "too_many_connections", "This server has as many connections as it takes; try again in a moment.", 503,
+        "too_many_connections",
+        "This server has as many connections as it takes; try again in a moment.",
+        503,
     )
 
 

@@ -25,8 +25,9 @@ CONTEXT = multiprocessing.get_context("spawn")
 
 def serve_workers(settings: Settings) -> int:
     if not settings.redis_url:
-        logger.error("--workers %d needs --redis-url: without it each process would hold its own classes",
-                     settings.workers)
+        logger.error(
+            "--workers %d needs --redis-url: without it each process would hold its own classes", settings.workers
+        )
         return 2
     sock = uvicorn.Config("server.app:create_app", host=settings.host, port=settings.port).bind_socket()
     stopping = threading.Event()

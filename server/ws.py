@@ -54,7 +54,8 @@ class Connection:
             self._controls.update(session.controls())
         self._bad_message = BadMessage(
             'A text frame must be a JSON object whose "type" is one of: '
-            + ", ".join(sorted(self._controls)) + " (docs/protocol.md)."
+            + ", ".join(sorted(self._controls))
+            + " (docs/protocol.md)."
         )
 
     # -- what sessions use -------------------------------------------------------------
@@ -76,9 +77,7 @@ class Connection:
         service = self.socket.service
         forget = service.track(self.drain)
         try:
-            await run_until_first_ends(
-                "stream", self._receive_until_closed(), self._stream.run(), self._ended.wait()
-            )
+            await run_until_first_ends("stream", self._receive_until_closed(), self._stream.run(), self._ended.wait())
         finally:
             forget()
             for session in self._sessions:

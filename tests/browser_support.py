@@ -17,14 +17,41 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.support import REPO, ServerProcess, canvas_png, holdout
 
-WAIT_MS = 20_000          # generous: CI has two busy cores
+WAIT_MS = 20_000  # generous: CI has two busy cores
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 # Names for a class of 30, one long enough to be cut short on a tile.
 CLASS_NAMES = [
-    "Ana", "Bea", "Chloé", "Dev", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lena", "Milo",
-    "Nora", "Omar", "Pia", "Quinn", "Rosa", "Sami", "Tara", "Uma", "Vik", "Wen", "Xavi", "Yara", "Zoe",
-    "Alexandrina-Sofia", "Bo", "Cyrus", "Dana",
+    "Ana",
+    "Bea",
+    "Chloé",
+    "Dev",
+    "Emil",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Ivo",
+    "Jun",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nora",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+    "Uma",
+    "Vik",
+    "Wen",
+    "Xavi",
+    "Yara",
+    "Zoe",
+    "Alexandrina-Sofia",
+    "Bo",
+    "Cyrus",
+    "Dana",
 ]
 
 Point = tuple[float, float]
@@ -141,8 +168,12 @@ def inside_viewport(page: Page, selector: str) -> bool:
     viewport = page.viewport_size
     assert viewport is not None
     b = box(page, selector)
-    return (b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= viewport["width"] + 0.5
-            and b["y"] + b["height"] <= viewport["height"] + 0.5)
+    return (
+        b["x"] >= 0
+        and b["y"] >= 0
+        and b["x"] + b["width"] <= viewport["width"] + 0.5
+        and b["y"] + b["height"] <= viewport["height"] + 0.5
+    )
 
 
 def page_scrolls(page: Page) -> dict[str, bool]:

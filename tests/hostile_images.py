@@ -43,8 +43,13 @@ def grey_png(pixels: np.ndarray, *extra: bytes, idat_pieces: int = 1, interlace:
     step = -(-len(data) // idat_pieces)
     pieces = [data[i : i + step] for i in range(0, len(data), step)]
     pieces += [b""] * (idat_pieces - len(pieces))
-    return (SIGNATURE + header(width, height, interlace=int(interlace)) + b"".join(extra)
-            + b"".join(chunk(b"IDAT", piece) for piece in pieces) + chunk(b"IEND", b""))
+    return (
+        SIGNATURE
+        + header(width, height, interlace=int(interlace))
+        + b"".join(extra)
+        + b"".join(chunk(b"IDAT", piece) for piece in pieces)
+        + chunk(b"IEND", b"")
+    )
 
 
 def _rows(pixels: np.ndarray) -> bytes:
@@ -72,8 +77,10 @@ def profile_bomb(inflated: int) -> bytes:
 def animated(pixels: np.ndarray, frames: int) -> bytes:
     """An APNG: the digit as its default image, then `frames` more full-size (blank) frames."""
     height, width = pixels.shape
-    control = [chunk(b"acTL", struct.pack(">II", frames + 1, 0)),
-               chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, width, height, 0, 0, 1, 25, 0, 0))]
+    control = [
+        chunk(b"acTL", struct.pack(">II", frames + 1, 0)),
+        chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, width, height, 0, 0, 1, 25, 0, 0)),
+    ]
     rest, sequence = [], 1
     compressed = zlib.compress(_rows(np.zeros_like(pixels)), 9)
     for _ in range(frames):
@@ -88,8 +95,9 @@ def sixteen_bit(pixels: np.ndarray) -> bytes:
     height, width = pixels.shape
     raw = np.zeros((height, 1 + 2 * width), np.uint8)
     raw[:, 1:] = (pixels.astype(">u2") * 257).view(np.uint8).reshape(height, 2 * width)
-    return SIGNATURE + header(width, height, depth=16) + chunk(b"IDAT", zlib.compress(raw.tobytes())) + \
-        chunk(b"IEND", b"")
+    return (
+        SIGNATURE + header(width, height, depth=16) + chunk(b"IDAT", zlib.compress(raw.tobytes())) + chunk(b"IEND", b"")
+    )
 
 
 def idat_bomb(side: int) -> bytes:
@@ -128,8 +136,13 @@ def families() -> list[Family]:
         Family("APNG, 1,000 frames", lambda: animated(pixels[::8, ::8], 1000), "too_large"),
         Family("interlaced (Adam7)", lambda: grey_png(pixels, interlace=True), None),
         Family("16-bit grey", lambda: sixteen_bit(pixels), "unsupported_format"),
-        Family("declares 100,000 × 100,000", lambda: SIGNATURE + header(100_000, 100_000) +
-               chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b""), "too_large"),
+        Family(
+            "declares 100,000 × 100,000",
+            lambda: (
+                SIGNATURE + header(100_000, 100_000) + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b"")
+            ),
+            "too_large",
+        ),
         Family("pixel stream 16× longer than declared", lambda: idat_bomb(1024), "bad_image"),
     ]
 

@@ -75,8 +75,9 @@ class InProcessServer:
         config = uvicorn_config(create_app(self.settings, self.service), self.settings, log_config=None)
         self.server = DrainingServer(config, self.service)
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.serve(),),
-                                        name="in-process-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(),), name="in-process-server", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -104,6 +105,7 @@ class InProcessServer:
 
     def tasks(self) -> int:
         """Tasks alive on the server's event loop (uvicorn's main task included)."""
+
         async def count() -> int:
             return len(asyncio.all_tasks())
 

@@ -47,7 +47,9 @@ def full_class(server: ServerProcess) -> Iterator[dict]:
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_no_axe_violations_on_any_screen(browser: Browser, server: ServerProcess, full_class: dict, scheme: str) -> None:
+def test_no_axe_violations_on_any_screen(
+    browser: Browser, server: ServerProcess, full_class: dict, scheme: str
+) -> None:
     options = SCHEMES[scheme]
     found: dict[str, list[str]] = {}
 
@@ -79,7 +81,7 @@ def test_no_axe_violations_on_any_screen(browser: Browser, server: ServerProcess
     found["/classroom, 30 students"] = axe_violations(projector)
 
     assert {screen: v for screen, v in found.items() if v} == {}
-    page.click("#room-leave")   # a seat is otherwise held for a while after its page closes
+    page.click("#room-leave")  # a seat is otherwise held for a while after its page closes
     expect(projector.locator(".tile")).to_have_count(29, timeout=WAIT_MS)
     for each in (page, dashboard, projector):
         each.context.close()

@@ -53,18 +53,41 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, turns: float = 1.08, n: 
 def figure_eight(n: int = 64) -> Stroke:
     """One continuous stroke: top loop, cross in the middle, bottom loop, back up."""
     return [
-        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t))
-        for t in (2 * math.pi * i / n for i in range(n + 1))
+        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t)) for t in (2 * math.pi * i / n for i in range(n + 1))
     ]
 
 
 DIGITS: dict[int, list[Stroke]] = {
     0: [ellipse(0.5, 0.5, 0.19, 0.3)],
     1: [[(0.53, 0.2), (0.47, 0.8)]],
-    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.63, 0.44),
-         (0.5, 0.57), (0.31, 0.79), (0.71, 0.79)]],
-    3: [[(0.33, 0.25), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.61, 0.41), (0.47, 0.47),
-         (0.62, 0.53), (0.68, 0.65), (0.62, 0.77), (0.48, 0.81), (0.32, 0.76)]],
+    2: [
+        [
+            (0.32, 0.33),
+            (0.38, 0.23),
+            (0.5, 0.19),
+            (0.62, 0.23),
+            (0.67, 0.33),
+            (0.63, 0.44),
+            (0.5, 0.57),
+            (0.31, 0.79),
+            (0.71, 0.79),
+        ]
+    ],
+    3: [
+        [
+            (0.33, 0.25),
+            (0.45, 0.19),
+            (0.6, 0.21),
+            (0.66, 0.3),
+            (0.61, 0.41),
+            (0.47, 0.47),
+            (0.62, 0.53),
+            (0.68, 0.65),
+            (0.62, 0.77),
+            (0.48, 0.81),
+            (0.32, 0.76),
+        ]
+    ],
     4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
     7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
     8: [figure_eight()],
@@ -85,7 +108,7 @@ def restartable_server(
     with ThreadPoolExecutor(max_workers=1) as pool:
         starting = pool.submit(own.start)
         yield starting
-        starting.exception()   # wait for the start to finish before stopping
+        starting.exception()  # wait for the start to finish before stopping
         own.stop()
 
 
@@ -155,7 +178,9 @@ def test_predictions_stream_during_a_long_stroke(desktop: Page) -> None:
     during_stroke: list[int] = []
     # About a second of drawing, as a slow '0'.
     mouse_stroke(
-        desktop, ellipse(0.5, 0.5, 0.19, 0.3, n=72), pause_ms=12,
+        desktop,
+        ellipse(0.5, 0.5, 0.19, 0.3, n=72),
+        pause_ms=12,
         before_up=lambda: during_stroke.append(stats(desktop)["predictionsThisStroke"]),
     )
     assert during_stroke[0] > 1, "bars should move while the pen is still down"
@@ -172,13 +197,13 @@ def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "4")
     with_both_strokes = meter_values(desktop)
 
-    desktop.keyboard.press("Control+z")           # removes the vertical stroke
+    desktop.keyboard.press("Control+z")  # removes the vertical stroke
     assert desktop.evaluate("window.digitstream.strokeCount") == 1
     wait_settled(desktop)
     assert meter_values(desktop) != with_both_strokes
     assert sum(meter_values(desktop)) == pytest.approx(100, abs=1.5)
 
-    desktop.click("#undo")                        # removes the last stroke: blank again
+    desktop.click("#undo")  # removes the last stroke: blank again
     assert desktop.evaluate("window.digitstream.strokeCount") == 0
     wait_settled(desktop)
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
@@ -189,7 +214,7 @@ def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "7")
     desktop.click("#clear")
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
-    wait_settled(desktop)                          # the blank snapshot's answer keeps it blank
+    wait_settled(desktop)  # the blank snapshot's answer keeps it blank
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
     assert meter_values(desktop) == [0] * 10
     assert desktop.evaluate("window.digitstream.strokeCount") == 0
@@ -280,7 +305,7 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     touches(page, cdp, "touchStart", (1, (0.3, 0.3)), (2, (0.7, 0.7)))
     for y in (0.35, 0.4, 0.45, 0.5):
         touches(page, cdp, "touchMove", (1, (0.3, y)), (2, (0.75, y)))
-    touches(page, cdp, "touchMove", (1, (0.3, 0.5)))       # lifts the second finger only
+    touches(page, cdp, "touchMove", (1, (0.3, 0.5)))  # lifts the second finger only
     assert page.evaluate("window.digitstream.isDrawing") is True
     touches(page, cdp, "touchEnd")
     assert page.evaluate("window.digitstream.strokeCount") == 1
@@ -314,9 +339,14 @@ def fake_prediction(seq: int, digit: int | None) -> dict:
     if digit is not None:
         probabilities[digit] = 1.0
     return {
-        "type": "prediction", "seq": seq, "empty": digit is None, "digit": digit,
-        "confidence": 0.0 if digit is None else 1.0, "probabilities": probabilities,
-        "preview": None, "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
+        "type": "prediction",
+        "seq": seq,
+        "empty": digit is None,
+        "digit": digit,
+        "confidence": 0.0 if digit is None else 1.0,
+        "probabilities": probabilities,
+        "preview": None,
+        "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
     }
 
 
@@ -324,9 +354,10 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     context = browser.new_context(viewport=DESKTOP)
     context.add_init_script(FAKE_WEBSOCKET)
     page = connected_page(context, server.base_url)
-    answer = lambda seq, digit: page.evaluate(
-        "message => fakeSockets[0].answer(message)", fake_prediction(seq, digit)
-    )
+
+    def answer(seq, digit):
+        return page.evaluate("message => fakeSockets[0].answer(message)", fake_prediction(seq, digit))
+
     prediction = page.locator("#prediction")
 
     draw_digit(page, 7)
@@ -334,13 +365,13 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     assert sent == page.evaluate("fakeSockets[0].sent.filter(m => m === 'snapshot').length") > 2
     answer(sent - 1, 7)
     expect(prediction).to_have_attribute("data-digit", "7")
-    answer(sent - 2, 1)                              # older than the one shown: ignored
+    answer(sent - 2, 1)  # older than the one shown: ignored
     expect(prediction).to_have_attribute("data-digit", "7")
 
-    page.keyboard.press("Escape")                    # clear: a control message and a blank snapshot
+    page.keyboard.press("Escape")  # clear: a control message and a blank snapshot
     assert {"type": "clear"} in page.evaluate("fakeSockets[0].sent")
     assert page.evaluate("window.digitstream.sentSeq") == sent + 1
-    answer(sent, 4)                                  # newer, but about the cleared drawing: ignored
+    answer(sent, 4)  # newer, but about the cleared drawing: ignored
     expect(prediction).to_have_attribute("data-digit", "")
     assert page.evaluate("window.digitstream.lastSeq") == sent - 1
     answer(sent + 1, None)
@@ -388,7 +419,7 @@ def test_page_reconnects_and_resends_after_a_server_restart(
         expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
         # Mark the shown answer, so only a fresh answer from the new server can replace it.
         page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")
-        server.start()                            # a fresh process on the same port
+        server.start()  # a fresh process on the same port
 
         expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
         wait_settled(page)

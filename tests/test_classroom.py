@@ -36,7 +36,7 @@ from tests.classroom_client import (
 from tests.support import ServerProcess, canvas_png, holdout
 
 STUDENTS = 30
-HTML_NAME = '<img src=x onerror=f()>&amp;'
+HTML_NAME = "<img src=x onerror=f()>&amp;"
 
 
 class Clock:
@@ -96,8 +96,16 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
 def test_teacher_commands_are_validated() -> None:
     assert parse_command('{"type": "prompt", "digit": 7}')["digit"] == 7
     assert parse_command('{"type": "prompt", "digit": null}')["digit"] is None
-    for bad in ('{"type": "prompt", "digit": 10}', '{"type": "prompt", "digit": true}', '{"type": "remove"}',
-                '{"type": "auth"}', "[]", "nope", "[" * 100_000, None):
+    for bad in (
+        '{"type": "prompt", "digit": 10}',
+        '{"type": "prompt", "digit": true}',
+        '{"type": "remove"}',
+        '{"type": "auth"}',
+        "[]",
+        "nope",
+        "[" * 100_000,
+        None,
+    ):
         with pytest.raises(BadCommand):
             parse_command(bad)
 
@@ -193,11 +201,14 @@ async def test_a_closed_room_cannot_be_joined(server: ServerProcess) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.parametrize("auth", [
-    {"type": "auth", "secret": "wrong"},
-    {"type": "auth"},
-    {"type": "prompt", "digit": 1},
-])
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"type": "auth", "secret": "wrong"},
+        {"type": "auth"},
+        {"type": "prompt", "digit": 1},
+    ],
+)
 async def test_the_dashboard_needs_the_teacher_secret(server: ServerProcess, auth: dict) -> None:
     room = await create_room(server)
     async with connect(server, "/ws/teacher", address="127.0.0.3") as ws:
@@ -335,7 +346,8 @@ async def test_a_dropped_student_rejoins_the_same_seat(server: ServerProcess, di
     async with connect(server) as again:
         rejoined = await join(again, room, "Ana", rejoin=joined["rejoin"])
         assert {k: rejoined[k] for k in ("student", "name", "rejoin")} == {
-            k: joined[k] for k in ("student", "name", "rejoin")}
+            k: joined[k] for k in ("student", "name", "rejoin")
+        }
         await board.until(lambda b: b.tiles[joined["student"]]["away"] is False)
         repeated = await join(again, room, "Ana", rejoin=joined["rejoin"])
         assert repeated["student"] == joined["student"], "joining again on the same connection keeps the seat"

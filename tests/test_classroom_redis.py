@@ -48,8 +48,18 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="module")
 def servers(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
     logs = Path(tmp_path_factory.mktemp("servers"))
-    args = ["--redis-url", redis_server.url, "--seat-grace-s", str(GRACE_S), "--rooms-per-address", "3",
-            "--room-unclaimed-minutes", str(UNCLAIMED_MINUTES), "--guesses-per-address", str(GUESSES_PER_ADDRESS)]
+    args = [
+        "--redis-url",
+        redis_server.url,
+        "--seat-grace-s",
+        str(GRACE_S),
+        "--rooms-per-address",
+        "3",
+        "--room-unclaimed-minutes",
+        str(UNCLAIMED_MINUTES),
+        "--guesses-per-address",
+        str(GUESSES_PER_ADDRESS),
+    ]
     processes = [ServerProcess(args=args, log_path=logs / f"server{i}.log") for i in range(3)]
     try:
         with ThreadPoolExecutor(len(processes)) as pool:

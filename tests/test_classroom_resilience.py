@@ -38,10 +38,14 @@ TEACHER_SOCKET = re.compile(r"/ws/teacher$")
 
 
 def rate_limited() -> str:
-    return json.dumps({
-        "type": "error", "code": "rate_limited", "retry_after": RETRY_AFTER_S,
-        "message": "Too many wrong codes or secrets from this network; wait a minute.",
-    })
+    return json.dumps(
+        {
+            "type": "error",
+            "code": "rate_limited",
+            "retry_after": RETRY_AFTER_S,
+            "message": "Too many wrong codes or secrets from this network; wait a minute.",
+        }
+    )
 
 
 def stored(page: Page, key: str) -> dict | None:
@@ -60,6 +64,7 @@ def test_a_rate_limited_dashboard_keeps_its_class_and_comes_back(browser: Browse
         def refuse(_auth: str | bytes) -> None:
             ws.send(rate_limited())
             ws.close(code=1008)
+
         ws.on_message(refuse)
 
     context = browser.new_context(viewport=DESKTOP)
@@ -93,14 +98,15 @@ def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Bro
                 ws.send(rate_limited())
                 return
             upstream.send(message)
+
         ws.on_message(from_page)
 
     context = browser.new_context(viewport=PHONE)
     context.route_web_socket(STUDENT_SOCKET, student_socket)
-    student = open_page(context, "about:blank")   # its first socket is the class page's
+    student = open_page(context, "about:blank")  # its first socket is the class page's
     join_by_link(student, server.base_url, code, "Ana")
     draw(student, SEVEN)
-    connections[0].close()   # the Wi-Fi drops
+    connections[0].close()  # the Wi-Fi drops
     # Until the rejoin is let in (retry_after later) the dashboard has no present Ana: her tile
     # is gone, or kept as away where the server holds seats.
     present = dashboard.locator(".tile:not([data-away=true])")
@@ -126,7 +132,7 @@ def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: Ser
     def student_socket(ws: WebSocketRoute) -> None:
         connections.append(ws)
         if offline[0]:
-            ws.close()   # the phone is still out of reach
+            ws.close()  # the phone is still out of reach
             return
         upstream = ws.connect_to_server()
 
@@ -134,15 +140,16 @@ def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: Ser
             if isinstance(message, str) and json.loads(message).get("type") == "join":
                 joins.append(json.loads(message))
             upstream.send(message)
+
         ws.on_message(from_page)
 
     with ExitStack() as students:
         class_of(students, server, code, 2)
         context = browser.new_context(viewport=PHONE)
         context.route_web_socket(STUDENT_SOCKET, student_socket)
-        student = open_page(context, "about:blank")   # its first socket is the class page's
+        student = open_page(context, "about:blank")  # its first socket is the class page's
         join_by_link(student, server.base_url, code, "Pablo")
-        class_of(students, server, code, 2)   # two more after Pablo: his tile is not the last
+        class_of(students, server, code, 2)  # two more after Pablo: his tile is not the last
         draw(student, SEVEN)
         tiles = dashboard.locator(".tile")
         expect(tiles).to_have_count(5, timeout=WAIT_MS)

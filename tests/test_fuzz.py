@@ -49,6 +49,7 @@ class Frame:
 
 # -- strategies ---------------------------------------------------------------------------------
 
+
 def encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
@@ -61,9 +62,15 @@ def seed_images() -> list[bytes]:
     digit = Image.open(io.BytesIO(canvas_png(x[1], size=64)))
     transparent = Image.merge("RGBA", [digit] * 3 + [digit])
     return [
-        encoded(digit, "PNG"), encoded(digit.convert("RGB"), "JPEG"), encoded(digit.convert("RGB"), "WEBP"),
-        encoded(transparent, "PNG"), encoded(digit.convert("LA"), "PNG"), encoded(digit.convert("P"), "PNG"),
-        encoded(digit.convert("1"), "PNG"), encoded(digit.convert("I;16"), "PNG"), encoded(digit, "GIF"),
+        encoded(digit, "PNG"),
+        encoded(digit.convert("RGB"), "JPEG"),
+        encoded(digit.convert("RGB"), "WEBP"),
+        encoded(transparent, "PNG"),
+        encoded(digit.convert("LA"), "PNG"),
+        encoded(digit.convert("P"), "PNG"),
+        encoded(digit.convert("1"), "PNG"),
+        encoded(digit.convert("I;16"), "PNG"),
+        encoded(digit, "GIF"),
     ]
 
 
@@ -113,7 +120,9 @@ def random_images(draw: st.DrawFn) -> bytes:
     pixels = {
         "noise": lambda: rng.integers(0, 256, (height, width, 4), np.uint8),
         "flat": lambda: np.full((height, width, 4), rng.integers(0, 256), np.uint8),
-        "bar": lambda: np.pad(np.full((max(1, height // 3), width, 4), 255, np.uint8), ((height // 3, 0), (0, 0), (0, 0))),
+        "bar": lambda: np.pad(
+            np.full((max(1, height // 3), width, 4), 255, np.uint8), ((height // 3, 0), (0, 0), (0, 0))
+        ),
         "speck": lambda: np.pad(np.full((1, 1, 4), 255, np.uint8), ((0, height - 1), (0, width - 1), (0, 0))),
     }[draw(st.sampled_from(["noise", "flat", "bar", "speck"]))]()[:height, :width]
     image = Image.fromarray(pixels, "RGBA").convert(draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "1", "I;16"])))
@@ -173,6 +182,7 @@ bursts = st.lists(frames, min_size=BURST[0], max_size=BURST[1])
 
 # -- the client -----------------------------------------------------------------------------------
 
+
 def expected_reply(text: str) -> tuple[str, Any]:
     """What docs/protocol.md promises for a text frame: ("none"|"pong"|"join"|"bad_message"|"too_large", pong's t)."""
     if len(text) > Settings().max_text_bytes:
@@ -229,7 +239,9 @@ class FuzzClient:
         await asyncio.gather(*(ws.close() for ws in self._connections))
 
     async def _connect(self) -> list[websockets.ClientConnection]:
-        return list(await asyncio.gather(*(websockets.connect(self.ws_url, ping_interval=None) for _ in range(CONNECTIONS))))
+        return list(
+            await asyncio.gather(*(websockets.connect(self.ws_url, ping_interval=None) for _ in range(CONNECTIONS)))
+        )
 
     async def _send_shares(self, shares: list[list[Frame]]) -> None:
         await asyncio.gather(*(self._send_all(index, share) for index, share in enumerate(shares)))
@@ -269,8 +281,12 @@ def fuzz(server: ServerProcess, frame_count: int) -> None:
     log_start = len(server.log_text())
     with FuzzClient(server.ws_url) as client:
 
-        @settings(max_examples=-(-frame_count // BURST[0]), deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=-(-frame_count // BURST[0]),
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(bursts)
         def burst_is_answered(burst: list[Frame]) -> None:
             if client.frames_sent < frame_count:

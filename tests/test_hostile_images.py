@@ -53,8 +53,12 @@ async def test_every_family_gets_its_answer_over_the_socket(server: ServerProces
 
 @pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
 def test_every_family_gets_its_answer_over_http(server: ServerProcess, family: Family) -> None:
-    response = httpx.post(f"{server.base_url}/api/classify", content=family.build(),
-                          headers={"content-type": "image/png"}, timeout=ANSWER_TIMEOUT_S)
+    response = httpx.post(
+        f"{server.base_url}/api/classify",
+        content=family.build(),
+        headers={"content-type": "image/png"},
+        timeout=ANSWER_TIMEOUT_S,
+    )
     body = response.json()
     if family.code is None:
         assert response.status_code == 200 and body["predicted_digit"] == digit()[1], body

@@ -34,9 +34,7 @@ def test_classify_accepts_a_data_url_like_the_seed(server: ServerProcess, sample
 def test_classify_accepts_bare_base64_and_raw_png(server: ServerProcess, sample) -> None:
     png, label = sample
     bare = httpx.post(f"{server.base_url}/api/classify", json={"image": base64.b64encode(png).decode()}, timeout=30)
-    raw = httpx.post(
-        f"{server.base_url}/api/classify", content=png, headers={"content-type": "image/png"}, timeout=30
-    )
+    raw = httpx.post(f"{server.base_url}/api/classify", content=png, headers={"content-type": "image/png"}, timeout=30)
     assert bare.json()["predicted_digit"] == label
     assert raw.json()["predicted_digit"] == label
 
@@ -45,7 +43,11 @@ def test_classify_a_blank_canvas_is_empty(server: ServerProcess) -> None:
     png = png_bytes(np.full((100, 100), 255, np.uint8))
     body = httpx.post(f"{server.base_url}/api/classify", content=png, headers={"content-type": "image/png"}).json()
     assert body == {
-        "predicted_digit": None, "confidence": 0.0, "probabilities": [0.0] * 10, "empty": True, "preview": None,
+        "predicted_digit": None,
+        "confidence": 0.0,
+        "probabilities": [0.0] * 10,
+        "empty": True,
+        "preview": None,
     }
 
 
@@ -116,8 +118,9 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ser
 def test_deeply_nested_json_is_a_clear_400(server: ServerProcess) -> None:
     depth = 100_000
     body = b'{"image": ' + b"[" * depth + b"]" * depth + b"}"
-    response = httpx.post(f"{server.base_url}/api/classify", content=body,
-                          headers={"content-type": "application/json"}, timeout=30)
+    response = httpx.post(
+        f"{server.base_url}/api/classify", content=body, headers={"content-type": "application/json"}, timeout=30
+    )
     assert response.status_code == 400
     assert response.json()["code"] == "bad_request"
     assert "Traceback" not in server.log_text() and "RecursionError" not in server.log_text()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -51,8 +51,9 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
 def test_environment_variables_are_the_fallback_for_flags(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "DIGITSTREAM_PORT": str(port), "DIGITSTREAM_MAX_BATCH_SIZE": "4"}
-    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         server = ServerProcess(port=port, process=process)
         server.wait_healthy()
@@ -182,8 +183,15 @@ async def test_sigterm_beside_a_client_that_stopped_reading_ends_in_time(tmp_pat
 async def test_sigterm_under_uvicorn_factory_is_as_the_readme_says(tmp_path) -> None:
     """Plain uvicorn closes every socket with 1012 at once, then waits up to its own
     --timeout-graceful-shutdown for the client that stopped reading (README, "Configuration")."""
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
-               "--timeout-graceful-shutdown", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.app:create_app",
+        "--timeout-graceful-shutdown",
+        "2",
+    ]
     server = ServerProcess(command=command, log_path=tmp_path / "server.log").start()
     try:
         code, took_s = await sigterm_beside_a_stalled_client(server)

@@ -94,7 +94,14 @@ def test_every_control_is_big_enough_to_tap(browser: Browser, server: ServerProc
     page = phone(browser, f"{server.base_url}/", 390, 664)
     wait_connected(page)
     page.click("#join-class")
-    controls = ["#undo", "#clear", "#join-code", "#join-name", "#join-dialog button >> nth=0", "#join-dialog button >> nth=1"]
+    controls = [
+        "#undo",
+        "#clear",
+        "#join-code",
+        "#join-name",
+        "#join-dialog button >> nth=0",
+        "#join-dialog button >> nth=1",
+    ]
     sizes = {selector: box(page, selector) for selector in controls}
     page.keyboard.press("Escape")
     sizes["#join-class"] = box(page, "#join-class")
@@ -153,7 +160,10 @@ def contrast(page: Page, a: str, b: str) -> float:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_bars_and_the_pad_edge_have_3_to_1_contrast(browser: Browser, server: ServerProcess, scheme: str) -> None:
     page = new_page(browser, f"{server.base_url}/", DESKTOP, color_scheme=scheme)
-    style = lambda selector, prop: page.eval_on_selector(selector, f"el => getComputedStyle(el).{prop}")
+
+    def style(selector, prop):
+        return page.eval_on_selector(selector, f"el => getComputedStyle(el).{prop}")
+
     fill = style("#bars .bar:not(.is-top) .bar-fill", "backgroundColor")
     track = style("#bars .bar:not(.is-top) .bar-track", "backgroundColor")
     assert contrast(page, fill, track) >= MIN_CONTRAST
@@ -180,8 +190,8 @@ def test_a_server_restart_is_explained_without_a_modal(browser: Browser, own_ser
 
     own_server.stop()
     expect(student.locator("#connection-notice")).to_contain_text("server cannot be reached", timeout=WAIT_MS)
-    assert axe_violations(student) == []   # dimmed, the answer's text keeps its contrast
-    own_server.start()   # the embedded server starts with no classes
+    assert axe_violations(student) == []  # dimmed, the answer's text keeps its contrast
+    own_server.start()  # the embedded server starts with no classes
 
     # The automatic rejoin finds no class: a notice beside the drawing, not the dialog.
     expect(student.locator("#room-notice")).to_contain_text(

@@ -35,8 +35,12 @@ def filtered_png(pixels: np.ndarray, filters: list[int]) -> bytes:
         rows.append(bytes([kind]) + (flat[index] - above * (kind == 2)).astype(np.uint8).tobytes())
     colour = {1: 0, 3: 2, 4: 6}[channels]
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return (png.SIGNATURE + png._chunk(b"IHDR", header) + png._chunk(b"IDAT", zlib.compress(b"".join(rows)))
-            + png._chunk(b"IEND", b""))
+    return (
+        png.SIGNATURE
+        + png._chunk(b"IHDR", header)
+        + png._chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + png._chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("frame", PAGE_FRAMES)
@@ -50,8 +54,9 @@ def test_the_pages_frames_decode_to_their_grey_channel(frame: bytes) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 40), st.sampled_from([1, 3, 4]), st.integers(0, 2**32 - 1), st.booleans())
-def test_none_and_up_filtered_rows_decode_as_pillow_does(height: int, width: int, channels: int, seed: int,
-                                                          grey: bool) -> None:
+def test_none_and_up_filtered_rows_decode_as_pillow_does(
+    height: int, width: int, channels: int, seed: int, grey: bool
+) -> None:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (height, width, channels), np.uint8)
     if grey and channels == 4:  # opaque and R = G = B: decoded to its grey channel
@@ -59,8 +64,9 @@ def test_none_and_up_filtered_rows_decode_as_pillow_does(height: int, width: int
     data = filtered_png(pixels, rng.choice([0, 2], height).tolist())
     decoded = png.decode(png.parse(data, MAX_PIXELS))
     reference = pillow(data)
-    np.testing.assert_array_equal(decoded, reference[:, :, 0] if decoded.ndim == 2 and reference.ndim == 3
-                                  else reference)
+    np.testing.assert_array_equal(
+        decoded, reference[:, :, 0] if decoded.ndim == 2 and reference.ndim == 3 else reference
+    )
 
 
 def test_other_filters_are_left_to_pillow() -> None:

@@ -267,7 +267,13 @@ def a_dot() -> np.ndarray:
 
 @pytest.mark.parametrize(
     "pixels",
-    [np.zeros((280, 280), np.uint8), np.full((280, 280, 3), 255, np.uint8), np.zeros((1, 1), np.uint8), a_dot(), faint_noise()],
+    [
+        np.zeros((280, 280), np.uint8),
+        np.full((280, 280, 3), 255, np.uint8),
+        np.zeros((1, 1), np.uint8),
+        a_dot(),
+        faint_noise(),
+    ],
     ids=["blank", "all ink", "1x1", "a dot", "faint noise"],
 )
 def test_nothing_to_classify_is_empty(pixels: np.ndarray) -> None:
@@ -331,7 +337,12 @@ def test_formats_other_than_png_are_unsupported(sample, format: str) -> None:
 
 @pytest.mark.parametrize(
     "pixels",
-    [np.zeros((5, 5, 2), np.uint8), np.zeros((0, 5), np.uint8), np.zeros((5, 5, 3), np.float32), np.full((5, 5), np.nan)],
+    [
+        np.zeros((5, 5, 2), np.uint8),
+        np.zeros((0, 5), np.uint8),
+        np.zeros((5, 5, 3), np.float32),
+        np.full((5, 5), np.nan),
+    ],
     ids=["two channels", "no pixels", "float colour", "NaN"],
 )
 def test_unusable_arrays_are_a_bad_image(pixels: np.ndarray) -> None:
@@ -395,7 +406,12 @@ def test_random_images_give_an_image_or_empty(spec, optimize: bool) -> None:
 
 @settings(max_examples=150, deadline=None)
 # Up to 400 px: beyond 160 px of ink the drawing is averaged down first.
-@given(st.integers(1, 400), st.integers(1, 400), st.integers(0, 2**32 - 1), st.sampled_from(["grey", "float", "RGB", "RGBA"]))
+@given(
+    st.integers(1, 400),
+    st.integers(1, 400),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["grey", "float", "RGB", "RGBA"]),
+)
 def test_random_arrays_give_an_image_or_empty(height: int, width: int, seed: int, kind: str) -> None:
     rng = np.random.default_rng(seed)
     sparse = rng.random((height, width, 1)) < rng.random()  # from blank to all ink

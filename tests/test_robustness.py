@@ -41,6 +41,7 @@ GENEROUS_LATENCY_S = 3.0
 
 # -- helpers --------------------------------------------------------------------------------------
 
+
 def stroke(digit: np.ndarray, frames: int = 15) -> list[bytes]:
     """A digit drawn top to bottom, as 128 px snapshots like the page sends."""
     rows = np.flatnonzero(digit.any(axis=1))
@@ -136,6 +137,7 @@ async def assert_back_to(server: InProcessServer, idle: tuple[int, int]) -> None
 
 # -- misbehaving clients --------------------------------------------------------------------------
 
+
 def flood(url: str, frame: bytes, stop: threading.Event, sent: list[int]) -> None:
     """As fast as the socket takes them, and never reading an answer."""
     with websockets.sync.client.connect(url, max_queue=1) as ws:
@@ -149,6 +151,7 @@ async def test_a_flooding_client_does_not_starve_ten_drawers(server: ServerProce
     flooder = threading.Thread(target=flood, args=(server.ws_url, digits[0][0][-1], stop, sent), daemon=True)
     flooder.start()
     try:
+
         async def drawer(frames: list[bytes], label: int) -> list[float]:
             async with websockets.connect(server.ws_url) as ws:
                 latencies = []
@@ -247,6 +250,7 @@ async def test_five_hundred_idle_connections_opened_and_closed_leak_nothing(inpr
 
 # -- faults -------------------------------------------------------------------------------------
 
+
 async def test_a_failing_batch_answers_every_waiter_with_an_error_and_the_next_batch_works(
     inprocess, predictor, idle, digits
 ) -> None:
@@ -275,7 +279,9 @@ async def test_a_failing_batch_answers_every_waiter_with_an_error_and_the_next_b
         assert message["type"] == "prediction" and message["digit"] == label
         await ws.close()
     assert {record.getMessage() for record in inprocess.errors.records} <= {
-        "the model failed on a batch of 1", f"the model failed on a batch of {len(clients) - 1}"}
+        "the model failed on a batch of 1",
+        f"the model failed on a batch of {len(clients) - 1}",
+    }
     inprocess.errors.records.clear()
     await assert_back_to(inprocess, idle)
 
@@ -298,8 +304,9 @@ async def test_a_hung_model_fails_snapshots_at_the_deadline_and_healthz_says_sta
                 assert (failure["type"], failure["code"], failure["seq"]) == ("error", "model_timeout", 1)
                 stalled = await health(server)
                 assert stalled.status_code == 503 and stalled.json()["status"] == "stalled"
-                posted = await client.post(f"{server.base_url}/api/classify", content=frames[-1],
-                                           headers={"content-type": "image/png"})
+                posted = await client.post(
+                    f"{server.base_url}/api/classify", content=frames[-1], headers={"content-type": "image/png"}
+                )
                 assert posted.status_code == 503 and posted.json()["code"] == "model_timeout"
             finally:
                 predictor.gate.set()
@@ -324,6 +331,7 @@ async def test_sigterm_while_drawers_stream_answers_in_flight_then_closes_with_1
         sent_at: list[float] = []
         messages: list[dict] = []
         async with websockets.connect(server.ws_url) as ws:
+
             async def read() -> None:
                 async for raw in ws:
                     messages.append(json.loads(raw))

@@ -100,8 +100,15 @@ async def make_rooms(request: pytest.FixtureRequest) -> AsyncIterator[Callable[.
             await client.flushdb()
 
     async def make(**limits: Any) -> Rooms:
-        sizes: dict[str, Any] = {"max_students": 100, "idle_s": 600, "max_rooms": 1000, "grace_s": 60,
-                                 "unclaimed_s": 300, "rooms_per_address": 20, "clock": Clock()}
+        sizes: dict[str, Any] = {
+            "max_students": 100,
+            "idle_s": 600,
+            "max_rooms": 1000,
+            "grace_s": 60,
+            "unclaimed_s": 300,
+            "rooms_per_address": 20,
+            "clock": Clock(),
+        }
         sizes.update(limits)
         rooms: Rooms = RedisRooms(url, **sizes) if request.param == "redis" else MemoryRooms(**sizes)
         await rooms.start()
@@ -313,8 +320,14 @@ async def test_a_seat_held_by_a_newer_connection_ignores_the_older(make_rooms) -
 async def test_seats_of_a_process_that_stops_go_away_and_one_taken_for_dead_takes_them_back(redis_server) -> None:
     async with redis.Redis.from_url(redis_server.url) as client:
         await client.flushdb()
-    sizes: dict[str, Any] = {"max_students": 100, "idle_s": 600, "max_rooms": 1000, "grace_s": 60,
-                             "unclaimed_s": 300, "rooms_per_address": 20}
+    sizes: dict[str, Any] = {
+        "max_students": 100,
+        "idle_s": 600,
+        "max_rooms": 1000,
+        "grace_s": 60,
+        "unclaimed_s": 300,
+        "rooms_per_address": 20,
+    }
     first, second = RedisRooms(redis_server.url, **sizes), RedisRooms(redis_server.url, **sizes)
     await first.start()
     await second.start()

@@ -46,6 +46,7 @@ def digit() -> tuple[bytes, int]:
 
 # -- huge control frames ------------------------------------------------------------------
 
+
 async def test_a_one_mib_join_is_refused_unread_and_another_socket_is_answered(server: ServerProcess, digit) -> None:
     png, label = digit
     room = await create_room(server)
@@ -78,7 +79,7 @@ LOOK_ALIKES = ["Ana\u200b", "Ana\u200d", "An\u00ada", "Ana\u2060", "Ana\ufeff", 
 ACCENT_STACK = "Ana" + "\u0301" * 8
 
 
-@pytest.mark.parametrize("name", LOOK_ALIKES + [ACCENT_STACK])
+@pytest.mark.parametrize("name", [*LOOK_ALIKES, ACCENT_STACK])
 def test_invisible_characters_and_accent_stacks_are_refused(name: str) -> None:
     with pytest.raises(BadName):
         display_name(name)
@@ -95,7 +96,7 @@ async def test_only_the_visible_ana_joins(server: ServerProcess) -> None:
     async with connect(server) as ana:
         await ana.send(json.dumps({"type": "join", "room": room["room"], "name": "Ana"}))
         assert (await receive_type(ana, "joined"))["name"] == "Ana"
-        for name in LOOK_ALIKES + [ACCENT_STACK]:
+        for name in [*LOOK_ALIKES, ACCENT_STACK]:
             async with connect(server) as twin:
                 await twin.send(json.dumps({"type": "join", "room": room["room"], "name": name}))
                 error = await receive_type(twin, "error")
@@ -114,13 +115,22 @@ async def test_a_lone_surrogate_secret_is_unauthorized_not_a_server_error(server
 
 # -- host names (DNS rebinding) -----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server that also answers to one configured name, drops sockets silent for 3 s (every
     test here speaks at once) and answers each socket at most 5 times a second after 2 at once."""
     log_path = tmp_path_factory.mktemp("named") / "server.log"
-    args = ["--allowed-hosts", "maths-room.school.example", "--idle-timeout-s", "3",
-            "--max-snapshot-rate", "5", "--snapshot-burst", "2"]
+    args = [
+        "--allowed-hosts",
+        "maths-room.school.example",
+        "--idle-timeout-s",
+        "3",
+        "--max-snapshot-rate",
+        "5",
+        "--snapshot-burst",
+        "2",
+    ]
     server = ServerProcess(args=args, log_path=log_path).start()
     yield server
     server.stop()
@@ -137,8 +147,9 @@ async def test_a_page_on_a_rebound_name_is_refused(named: ServerProcess, host: s
     origin = f"http://{host}:{named.port}"
     async with httpx.AsyncClient() as client:
         page = await client.get(f"{named.base_url}/", headers={"Host": f"{host}:{named.port}"})
-        rooms = await client.post(f"{named.base_url}/api/rooms", headers={"Host": f"{host}:{named.port}",
-                                                                          "Origin": origin})
+        rooms = await client.post(
+            f"{named.base_url}/api/rooms", headers={"Host": f"{host}:{named.port}", "Origin": origin}
+        )
     assert page.status_code == 400 and rooms.status_code == 400
     with pytest.raises(InvalidStatus) as refused:
         async with ws_through(named, host, origin=origin):
@@ -146,8 +157,18 @@ async def test_a_page_on_a_rebound_name_is_refused(named: ServerProcess, host: s
     assert refused.value.response.status_code == 400
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "192.168.1.20", "[fd00::5]",
-                                  "maths-room.school.example", "Maths-Room.School.Example."])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "192.168.1.20",
+        "[fd00::5]",
+        "maths-room.school.example",
+        "Maths-Room.School.Example.",
+    ],
+)
 async def test_addresses_and_the_configured_name_are_served(named: ServerProcess, host: str) -> None:
     origin = f"http://{host}:{named.port}"
     async with httpx.AsyncClient() as client:
@@ -159,6 +180,7 @@ async def test_addresses_and_the_configured_name_are_served(named: ServerProcess
 
 
 # -- socket caps and idle sockets ----------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -225,6 +247,7 @@ async def test_a_silent_socket_is_closed_and_a_talking_one_is_not(named: ServerP
 
 
 # -- a flooding socket ----------------------------------------------------------------------
+
 
 def test_the_pace_allows_a_burst_then_its_rate() -> None:
     now = [100.0]

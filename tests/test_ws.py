@@ -12,6 +12,8 @@ import websockets
 from tests.support import ServerProcess, canvas_png, close_code_after, holdout, png_bytes, receive
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
 async def prediction_for(ws: websockets.ClientConnection, seq: int) -> dict:
     """Read until the answer (prediction or error) for snapshot `seq` arrives."""
     while True:

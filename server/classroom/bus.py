@@ -43,8 +43,11 @@ class Outage:
     def failed(self, error: BaseException) -> None:
         if not self.down:
             self.down = True
-            logger.error("Redis at %s is unreachable (%s): classes are unavailable until it returns; "
-                         "drawing goes on", self._where, type(error).__name__)
+            logger.error(
+                "Redis at %s is unreachable (%s): classes are unavailable until it returns; drawing goes on",
+                self._where,
+                type(error).__name__,
+            )
 
     def succeeded(self) -> None:
         if self.down:
@@ -63,8 +66,13 @@ class Outage:
 
 
 class Bus:
-    def __init__(self, client: redis.Redis, outage: Outage, own_channel: str,
-                 rooms_lost: Callable[[list[str]], Awaitable[list[str]]]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        outage: Outage,
+        own_channel: str,
+        rooms_lost: Callable[[list[str]], Awaitable[list[str]]],
+    ) -> None:
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         self._outage = outage
         self._own_channel = own_channel

@@ -18,7 +18,7 @@ from server.connection import (
 )
 from server.errors import BadMessage, ClientError
 
-TICK_S = 0.2        # at most five dashboard updates a second, however many students draw
+TICK_S = 0.2  # at most five dashboard updates a second, however many students draw
 
 
 class BadCommand(BadMessage):

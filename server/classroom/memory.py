@@ -48,8 +48,9 @@ class Place:
 
 
 class MemoryRoom:
-    def __init__(self, code: str, secret: str, address: str, *, max_students: int, grace_s: float,
-                 clock: Clock) -> None:
+    def __init__(
+        self, code: str, secret: str, address: str, *, max_students: int, grace_s: float, clock: Clock
+    ) -> None:
         self.code = code
         self.max_students = max_students
         self.address = address
@@ -79,7 +80,9 @@ class MemoryRoom:
         if student is None:
             if len(self._places) >= self.max_students:
                 raise RoomFull()
-            name = next(n for n in unique_names(name, self.max_students, MAX_NAME_LENGTH) if name_key(n) not in self._names)
+            name = next(
+                n for n in unique_names(name, self.max_students, MAX_NAME_LENGTH) if name_key(n) not in self._names
+            )
             student, token = secrets.token_hex(6), secrets.token_urlsafe(18)
             self._places[student] = Place(Tile(student, name), token, holder)
             self._names[name_key(name)] = self._tokens[token] = student
@@ -177,9 +180,15 @@ class MemoryRoom:
 
 class MemoryRooms:
     def __init__(
-        self, *, max_students: int = DEFAULT_MAX_STUDENTS, idle_s: float = DEFAULT_IDLE_S,
-        max_rooms: int = DEFAULT_MAX_ROOMS, grace_s: float = DEFAULT_GRACE_S, unclaimed_s: float = DEFAULT_UNCLAIMED_S,
-        rooms_per_address: int = DEFAULT_ROOMS_PER_ADDRESS, clock: Clock = time.monotonic,
+        self,
+        *,
+        max_students: int = DEFAULT_MAX_STUDENTS,
+        idle_s: float = DEFAULT_IDLE_S,
+        max_rooms: int = DEFAULT_MAX_ROOMS,
+        grace_s: float = DEFAULT_GRACE_S,
+        unclaimed_s: float = DEFAULT_UNCLAIMED_S,
+        rooms_per_address: int = DEFAULT_ROOMS_PER_ADDRESS,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.max_students = max_students
         self.idle_s = idle_s
@@ -206,8 +215,9 @@ class MemoryRooms:
         while code in self._rooms:
             code = new_code()
         secret = new_secret()
-        room = MemoryRoom(code, secret, address, max_students=self.max_students, grace_s=self.grace_s,
-                          clock=self._clock)
+        room = MemoryRoom(
+            code, secret, address, max_students=self.max_students, grace_s=self.grace_s, clock=self._clock
+        )
         self._rooms[code] = room
         return room, secret
 

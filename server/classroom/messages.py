@@ -54,8 +54,14 @@ def closed(reason: str) -> Message:
 
 
 def joined(code: str, seat: Seat) -> Message:
-    return {"type": "joined", "room": code, "student": seat.id, "name": seat.name, "prompt": seat.prompt,
-            "rejoin": seat.rejoin}
+    return {
+        "type": "joined",
+        "room": code,
+        "student": seat.id,
+        "name": seat.name,
+        "prompt": seat.prompt,
+        "rejoin": seat.rejoin,
+    }
 
 
 def prompt(digit: int | None) -> Message:

@@ -21,7 +21,11 @@ class TokenBuckets:
     same as no bucket, so full ones are forgotten when the table grows past `max_keys`."""
 
     def __init__(
-        self, capacity: float, per_second: float, *, max_keys: int = 10_000,
+        self,
+        capacity: float,
+        per_second: float,
+        *,
+        max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.capacity = capacity

@@ -43,7 +43,7 @@ from server.classroom.rooms import (
 from server.classroom.tilebatch import TileBatch
 
 HEARTBEAT_S = 2.0
-PROCESS_TTL_MS = 6000        # three missed heartbeats and a process counts as dead
+PROCESS_TTL_MS = 6000  # three missed heartbeats and a process counts as dead
 REDIS_TIMEOUT_S = 2.0
 REDIS_CONNECTIONS = 32
 ACTIVE, UNCLAIMED, AWAY, PROCESSES = "ds:active", "ds:unclaimed", "ds:away", "ds:processes"
@@ -79,13 +79,26 @@ class RedisRoom:
     async def join(self, name: str, deliver: Deliver, rejoin: object = None) -> Seat:
         rooms = self._rooms
         holder = f"{rooms.process}:{secrets.token_hex(8)}"
-        names = [part for candidate in unique_names(name, self.max_students, MAX_NAME_LENGTH)
-                 for part in (candidate, name_key(candidate))]
+        names = [
+            part
+            for candidate in unique_names(name, self.max_students, MAX_NAME_LENGTH)
+            for part in (candidate, name_key(candidate))
+        ]
         result = await rooms.run(
             "join",
             [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, AWAY],
-            [rejoin if isinstance(rejoin, str) else "", secrets.token_hex(6), secrets.token_urlsafe(18), holder,
-             self.max_students, rooms.clock(), self.code, self._dash, self._seat_events, *names],
+            [
+                rejoin if isinstance(rejoin, str) else "",
+                secrets.token_hex(6),
+                secrets.token_urlsafe(18),
+                holder,
+                self.max_students,
+                rooms.clock(),
+                self.code,
+                self._dash,
+                self._seat_events,
+                *names,
+            ],
         )
         status = text(result[0])
         if status == "gone":
@@ -99,13 +112,23 @@ class RedisRoom:
         return Seat(self, student, name, token, holder, int(prompt) if prompt else None)
 
     async def update(self, seat: Seat, result: Classification) -> None:
-        tile = {"digit": result.digit, "confidence": result.confidence,
-                "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None}
+        tile = {
+            "digit": result.digit,
+            "confidence": result.confidence,
+            "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None,
+        }
         await self._rooms.tiles.write(
             f"{self.code} {seat.id}",
             [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
-            [seat.id, seat.holder, json.dumps(tile), self._rooms.clock(), self.code, self._dash,
-             json.dumps(fanout.tiles(changed=[seat.id]))],
+            [
+                seat.id,
+                seat.holder,
+                json.dumps(tile),
+                self._rooms.clock(),
+                self.code,
+                self._dash,
+                json.dumps(fanout.tiles(changed=[seat.id])),
+            ],
         )
 
     async def release(self, seat: Seat, departure: Departure) -> None:
@@ -123,11 +146,15 @@ class RedisRoom:
             prompt, seats, tiles = await pipe.execute()
         if prompt is None:
             raise RoomGone()
-        ordered = sorted(((text(student), json.loads(raw)) for student, raw in seats.items()),
-                         key=lambda item: item[1]["order"])
-        return View(self.code, self.max_students, [tile_of(student, seat, tiles.get(student.encode()))
-                                                   for student, seat in ordered],
-                    int(prompt) if prompt else None)
+        ordered = sorted(
+            ((text(student), json.loads(raw)) for student, raw in seats.items()), key=lambda item: item[1]["order"]
+        )
+        return View(
+            self.code,
+            self.max_students,
+            [tile_of(student, seat, tiles.get(student.encode())) for student, seat in ordered],
+            int(prompt) if prompt else None,
+        )
 
     async def watch(self) -> Watch:
         watch = Watch()
@@ -146,14 +173,23 @@ class RedisRoom:
 
     async def set_prompt(self, digit: int | None) -> None:
         await self._rooms.run(
-            "prompt", [self._key, ACTIVE],
-            ["" if digit is None else str(digit), self._rooms.clock(), self.code, self._seat_events,
-             json.dumps(fanout.tell(messages.prompt(digit))), self._dash, json.dumps(fanout.notify())],
+            "prompt",
+            [self._key, ACTIVE],
+            [
+                "" if digit is None else str(digit),
+                self._rooms.clock(),
+                self.code,
+                self._seat_events,
+                json.dumps(fanout.tell(messages.prompt(digit))),
+                self._dash,
+                json.dumps(fanout.notify()),
+            ],
         )
 
     async def clear_all(self) -> None:
-        students = await self._rooms.run("clear", [self._key, self._seats, self._tiles, ACTIVE],
-                                         [self._rooms.clock(), self.code])
+        students = await self._rooms.run(
+            "clear", [self._key, self._seats, self._tiles, ACTIVE], [self._rooms.clock(), self.code]
+        )
         if students:
             await self._rooms.publish(self._dash, fanout.tiles(changed=[text(s) for s in students]))
             await self._rooms.publish(self._seat_events, fanout.tell(messages.clear_pad()))
@@ -166,34 +202,58 @@ class RedisRoom:
 
     async def close(self, reason: str = "closed") -> bool:
         keys = [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, UNCLAIMED, AWAY]
-        closed = await self._rooms.run("close", keys, [self.code, self._dash, self._seat_events,
-                                                       json.dumps(fanout.closed(reason))])
+        closed = await self._rooms.run(
+            "close", keys, [self.code, self._dash, self._seat_events, json.dumps(fanout.closed(reason))]
+        )
         return bool(closed)
 
     async def _vacate(self, student: str, mode: str, holder: str) -> bool:
         keys = [self._seats, self._tiles, self._holders, self._tokens, self._names, AWAY]
         event = json.dumps(fanout.tiles(removed=[student]))
-        vacated = await self._rooms.run("vacate", keys, [student, mode, holder, self.code, self._rooms.clock(),
-                                                         self._dash, event])
+        vacated = await self._rooms.run(
+            "vacate", keys, [student, mode, holder, self.code, self._rooms.clock(), self._dash, event]
+        )
         return bool(vacated)
 
 
 def tile_of(student: str, seat: dict[str, Any], raw: bytes | None) -> Tile:
     tile = json.loads(raw) if raw else {}
     preview = tile.get("preview")
-    return Tile(student, seat["name"], tile.get("digit"), tile.get("confidence", 0.0),
-                base64.b64decode(preview) if preview else None, bool(seat["away"]))
+    return Tile(
+        student,
+        seat["name"],
+        tile.get("digit"),
+        tile.get("confidence", 0.0),
+        base64.b64decode(preview) if preview else None,
+        bool(seat["away"]),
+    )
 
 
-SCRIPTS = {"join": scripts.JOIN, "update": scripts.UPDATE, "drop": scripts.DROP, "vacate": scripts.VACATE,
-           "close": scripts.CLOSE, "bucket": scripts.BUCKET, "claim": scripts.CLAIM, "prompt": scripts.PROMPT,
-           "clear": scripts.CLEAR}
+SCRIPTS = {
+    "join": scripts.JOIN,
+    "update": scripts.UPDATE,
+    "drop": scripts.DROP,
+    "vacate": scripts.VACATE,
+    "close": scripts.CLOSE,
+    "bucket": scripts.BUCKET,
+    "claim": scripts.CLAIM,
+    "prompt": scripts.PROMPT,
+    "clear": scripts.CLEAR,
+}
 
 
 class RedisRooms:
     def __init__(
-        self, url: str, *, max_students: int, idle_s: float, max_rooms: int, grace_s: float, unclaimed_s: float,
-        rooms_per_address: int, clock: Callable[[], float] = time.time,
+        self,
+        url: str,
+        *,
+        max_students: int,
+        idle_s: float,
+        max_rooms: int,
+        grace_s: float,
+        unclaimed_s: float,
+        rooms_per_address: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_students = max_students
         self.idle_s = idle_s
@@ -205,8 +265,12 @@ class RedisRooms:
         # A bounded pool that queues: a class's worth of tile writes at once wait their turn
         # instead of failing. Few, quick retries: while Redis is away a join hears so at once.
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
         self.client = redis.Redis.from_pool(pool)
         self.outage = Outage(url)
@@ -217,8 +281,10 @@ class RedisRooms:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self.bus.run(), name="digitstream-room-events"),
-                       asyncio.create_task(self._beat(), name="digitstream-heartbeat")]
+        self._tasks = [
+            asyncio.create_task(self.bus.run(), name="digitstream-room-events"),
+            asyncio.create_task(self._beat(), name="digitstream-heartbeat"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -288,9 +354,18 @@ class RedisRooms:
 
     async def drop(self, code: str, student: str, holder_prefix: str) -> None:
         room = RedisRoom(self, code)
-        await self.run("drop", [room._holders, room._seats, AWAY],
-                       [student, holder_prefix, self.clock() + self.grace_s, code, room._dash,
-                        json.dumps(fanout.tiles(changed=[student]))])
+        await self.run(
+            "drop",
+            [room._holders, room._seats, AWAY],
+            [
+                student,
+                holder_prefix,
+                self.clock() + self.grace_s,
+                code,
+                room._dash,
+                json.dumps(fanout.tiles(changed=[student])),
+            ],
+        )
 
     async def _mark_dead_processes_away(self) -> None:
         """Seats held by a process that stopped beating wait, away, for their students."""
@@ -350,6 +425,7 @@ class RedisLimiter:
         self._per_second = per_second
 
     async def take(self, key: str) -> float | None:
-        allowed, wait = await self._rooms.run("bucket", [f"ds:limit:{self._name}:{key}"],
-                                              [self._capacity, self._per_second, self._rooms.clock(), 1])
+        allowed, wait = await self._rooms.run(
+            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock(), 1]
+        )
         return None if allowed else float(wait)

@@ -51,8 +51,8 @@ class ClassroomUnavailable(ClientError):
 
 
 class Departure(enum.Enum):
-    LEFT = "left"          # the student sent `leave` or joined another room: the seat goes now
-    DROPPED = "dropped"    # the connection ended: the seat waits, away, for a rejoin
+    LEFT = "left"  # the student sent `leave` or joined another room: the seat goes now
+    DROPPED = "dropped"  # the connection ended: the seat waits, away, for a rejoin
 
 
 @dataclass

@@ -77,15 +77,19 @@ async def create_room(request: Request) -> Response:
     address = address_of(request)
     try:
         if (wait := await classroom.creations.take(address)) is not None:
-            return refusal(429, "rate_limited", "Too many rooms created from this network; wait a minute.",
-                           retry_after(wait))
+            return refusal(
+                429, "rate_limited", "Too many rooms created from this network; wait a minute.", retry_after(wait)
+            )
         room, secret = await classroom.rooms.create(address)
     except TooManyRoomsHere:
-        return refusal(429, "too_many_rooms", "This network already has as many open rooms as it may; "
-                       "close one first.", retry_after(60))
+        return refusal(
+            429,
+            "too_many_rooms",
+            "This network already has as many open rooms as it may; close one first.",
+            retry_after(60),
+        )
     except TooManyRooms:
-        return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.",
-                       retry_after(60))
+        return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.", retry_after(60))
     except ClassroomUnavailable as unavailable:
         return refusal(503, unavailable.code, str(unavailable), retry_after(5))
     body = {
@@ -107,8 +111,9 @@ async def room_qr(request: Request) -> Response:
     except ClassroomUnavailable as unavailable:
         return refusal(503, unavailable.code, str(unavailable), retry_after(5))
     if wait is not None:
-        return refusal(429, "rate_limited", "Too many wrong class codes from this network; wait a minute.",
-                       retry_after(wait))
+        return refusal(
+            429, "rate_limited", "Too many wrong class codes from this network; wait a minute.", retry_after(wait)
+        )
     if room is None:
         return refusal(404, "room_not_found", "No open class has that code.")
     return Response(qr_svg(join_url(request.base_url, room.code)), media_type="image/svg+xml", headers=NO_STORE)
@@ -117,7 +122,9 @@ async def room_qr(request: Request) -> Response:
 def qr_svg(text: str) -> bytes:
     buffer = io.BytesIO()
     # No width/height attributes: the page sizes the code; quiet zone of 2 modules is plenty on a screen.
-    segno.make(text, error="m").save(buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff")
+    segno.make(text, error="m").save(
+        buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff"
+    )
     return buffer.getvalue()
 
 

@@ -33,10 +33,11 @@ SOCKET = "socket"
 
 
 class Classroom:
-    def __init__(self, rooms: Rooms, settings: Settings, *, guesses: Limiter, secret_guesses: Limiter,
-                 creations: Limiter) -> None:
+    def __init__(
+        self, rooms: Rooms, settings: Settings, *, guesses: Limiter, secret_guesses: Limiter, creations: Limiter
+    ) -> None:
         self.rooms = rooms
-        self.guesses = guesses          # wrong codes and secrets, per address
+        self.guesses = guesses  # wrong codes and secrets, per address
         self.secret_guesses = secret_guesses  # wrong secrets, per room code tried
         self.creations = creations
         self._per_socket = settings.guesses_per_socket
@@ -49,23 +50,32 @@ class Classroom:
     @classmethod
     def from_settings(cls, settings: Settings) -> Classroom:
         sizes: dict[str, Any] = {
-            "max_students": settings.room_max_students, "idle_s": settings.room_idle_minutes * 60,
-            "max_rooms": settings.max_rooms, "grace_s": settings.seat_grace_s,
-            "unclaimed_s": settings.room_unclaimed_minutes * 60, "rooms_per_address": settings.rooms_per_address,
+            "max_students": settings.room_max_students,
+            "idle_s": settings.room_idle_minutes * 60,
+            "max_rooms": settings.max_rooms,
+            "grace_s": settings.seat_grace_s,
+            "unclaimed_s": settings.room_unclaimed_minutes * 60,
+            "rooms_per_address": settings.rooms_per_address,
         }
         refill = 1 / settings.guess_refill_s
         if not settings.redis_url:
-            return cls(MemoryRooms(**sizes), settings,
-                       guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_address, refill)),
-                       secret_guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
-                       creations=MemoryLimiter(TokenBuckets(CREATE_BURST, CREATES_PER_S)))
+            return cls(
+                MemoryRooms(**sizes),
+                settings,
+                guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_address, refill)),
+                secret_guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
+                creations=MemoryLimiter(TokenBuckets(CREATE_BURST, CREATES_PER_S)),
+            )
         from server.classroom.redisrooms import RedisLimiter, RedisRooms
 
         rooms = RedisRooms(settings.redis_url, **sizes)
-        return cls(rooms, settings,
-                   guesses=RedisLimiter(rooms, "guesses", settings.guesses_per_address, refill),
-                   secret_guesses=RedisLimiter(rooms, "secrets", settings.guesses_per_room, refill),
-                   creations=RedisLimiter(rooms, "creations", CREATE_BURST, CREATES_PER_S))
+        return cls(
+            rooms,
+            settings,
+            guesses=RedisLimiter(rooms, "guesses", settings.guesses_per_address, refill),
+            secret_guesses=RedisLimiter(rooms, "secrets", settings.guesses_per_room, refill),
+            creations=RedisLimiter(rooms, "creations", CREATE_BURST, CREATES_PER_S),
+        )
 
     # -- guessing -------------------------------------------------------------------------
 
