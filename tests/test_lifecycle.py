@@ -229,3 +229,9 @@ def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
         assert Image.open(saved[0]).size == (28, 28)
     finally:
         server.stop()
+
+
+def test_the_readme_names_every_flag() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [field.name for field in dataclasses.fields(Settings) if f"`--{field.name.replace('_', '-')}`" not in readme]
+    assert not missing
