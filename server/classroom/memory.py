@@ -14,12 +14,6 @@ from server.classroom.codes import new_code, new_secret, normalize_code, secret_
 from server.classroom.fanout import Fanout
 from server.classroom.names import MAX_NAME_LENGTH
 from server.classroom.rooms import (
-    DEFAULT_GRACE_S,
-    DEFAULT_IDLE_S,
-    DEFAULT_MAX_ROOMS,
-    DEFAULT_MAX_STUDENTS,
-    DEFAULT_ROOMS_PER_ADDRESS,
-    DEFAULT_UNCLAIMED_S,
     Deliver,
     Departure,
     RoomFull,
@@ -182,12 +176,12 @@ class MemoryRooms:
     def __init__(
         self,
         *,
-        max_students: int = DEFAULT_MAX_STUDENTS,
-        idle_s: float = DEFAULT_IDLE_S,
-        max_rooms: int = DEFAULT_MAX_ROOMS,
-        grace_s: float = DEFAULT_GRACE_S,
-        unclaimed_s: float = DEFAULT_UNCLAIMED_S,
-        rooms_per_address: int = DEFAULT_ROOMS_PER_ADDRESS,
+        max_students: int,
+        idle_s: float,
+        max_rooms: int,
+        grace_s: float,
+        unclaimed_s: float,
+        rooms_per_address: int,
         clock: Clock = time.monotonic,
     ) -> None:
         self.max_students = max_students

@@ -20,12 +20,6 @@ from server.classifier import Classification
 from server.errors import ClientError
 
 Deliver = Callable[[dict[str, Any]], None]
-DEFAULT_MAX_STUDENTS = 100
-DEFAULT_IDLE_S = 30 * 60
-DEFAULT_MAX_ROOMS = 1000
-DEFAULT_GRACE_S = 120.0
-DEFAULT_UNCLAIMED_S = 5 * 60
-DEFAULT_ROOMS_PER_ADDRESS = 20
 
 
 class RoomFull(Exception):
