@@ -3,8 +3,8 @@ disconnects, many idle sockets, a failing model, SIGTERM while drawers stream.
 
 Tests that need to look inside (tasks on the server's loop, its connections, a model that
 fails on demand) run the real app in a real uvicorn server on a thread (tests/inprocess.py);
-the others use real server processes. Speed is reported by bench/load.py; the only time
-bounds here are generous ones where the issue asks for "bounded".
+the others use real server processes. Speed is measured by bench/load.py, not here: the few
+time bounds below are generous ceilings that only a hang would reach.
 """
 
 from __future__ import annotations
