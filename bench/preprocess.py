@@ -1,6 +1,6 @@
 """Median preprocessing CPU time per snapshot; prints a markdown table.
 
-    python bench/preprocess.py [--repeats N]
+    python -m bench.preprocess [--repeats N]
 
 The first row is the real page's frames (bench/data/page_frames.npz, recorded in Chromium);
 the others are hold-out digits drawn as other clients might send them: dark ink on white
@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average, machine, page_strokes
 from server.preprocess import preprocess_array, preprocess_bytes, preview_png

@@ -4,7 +4,7 @@ Drives the page in Debian's Chromium with pointer events (mouse down, moves, up)
 real server, and keeps every binary frame the page sends over `/ws`: the 128 px PNGs exactly
 as the page streams them, one list per stroke (its last frame is the pen-up snapshot).
 
-    .venv/bin/python bench/record_page.py            # rewrite bench/data/page_frames.npz
+    .venv/bin/python -m bench.record_page            # rewrite bench/data/page_frames.npz
 
 `record_strokes` is the reusable part: any list of strokes, in pad units, in; the frames out.
 """
@@ -12,9 +12,9 @@ as the page streams them, one list per stroke (its last frame is the pen-up snap
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +23,6 @@ from pathlib import Path
 
 import numpy as np
 from playwright.sync_api import Page, WebSocket, sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import itertools
 
 from tests.support import ServerProcess
 
