@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from playwright.sync_api import Page, WebSocket, sync_playwright
+from playwright.sync_api import Page, ViewportSize, WebSocket, sync_playwright
 
 from tests.support import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 WAIT_MS = 30_000
 FIXTURE = Path(__file__).resolve().parent / "data" / "page_frames.npz"
 # A person's pen covers the pad in about a second: a move every ~1.5% of it, ~12 ms apart.

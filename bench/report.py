@@ -38,8 +38,13 @@ def run(script: str, *args: str) -> str:
 def classroom(seconds: str) -> tuple[str, list[float]]:
     """Three runs of 60 students + a dashboard; their outputs and student p99s."""
     outputs = [run("classroom", "--seconds", seconds) for _ in range(CLASSROOM_RUNS)]
-    p99s = [float(re.search(r"p99 ([\d.]+)", output).group(1)) for output in outputs]
-    return "\n\n".join(outputs), p99s
+    return "\n\n".join(outputs), [student_p99(output) for output in outputs]
+
+
+def student_p99(output: str) -> float:
+    if (found := re.search(r"p99 ([\d.]+)", output)) is None:
+        raise ValueError(f"no student p99 in bench.classroom's output:\n{output}")
+    return float(found.group(1))
 
 
 def profile(seconds: str) -> str:

@@ -21,7 +21,7 @@ from bench.common import Server, load_average, machine, markdown_table, page_str
 SAMPLE_EVERY_S = 10.0
 
 
-async def sampler(server: Server, window: Window, rows: list[list[object]], tally: Tally) -> None:
+async def sampler(server: Server, window: Window, rows: list[list[float]], tally: Tally) -> None:
     while time.perf_counter() < window.end:
         metrics = await asyncio.to_thread(scrape, server.base_url)
         process = sample_process(server.pid)
@@ -46,7 +46,7 @@ async def soak(args: argparse.Namespace) -> None:
     drawings = page_strokes()
     server = Server()
     await asyncio.to_thread(server.start)
-    rows: list[list[object]] = []
+    rows: list[list[float]] = []
     tally = Tally()
     try:
         clients = await asyncio.gather(*(websockets.connect(server.ws_url) for _ in range(args.drawers)))
