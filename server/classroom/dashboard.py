@@ -107,7 +107,7 @@ class Dashboard:
             await self.socket.send_json({"type": "pong", "t": command.get("t")})
 
 
-def parse_command(frame: bytes | str) -> dict[str, Any]:
+def parse_command(frame: object) -> dict[str, Any]:
     """A valid teacher command, or BadMessage."""
     if not isinstance(frame, str):
         raise BadCommand()
