@@ -70,6 +70,8 @@ def wait_for_workers(server: Server, workers: int) -> None:
 
 
 class RoomLimits(TypedDict):
+    """The same limits for rooms in memory and in Redis, so the tile-cost rows compare like with like."""
+
     max_students: int
     idle_s: float
     max_rooms: int
