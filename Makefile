@@ -18,7 +18,7 @@ test-fast: $(VENV)/.installed-test redis-server
 
 # Runs the benchmarks and rewrites README.md's performance table and docs/benchmarks.md from their output.
 bench: $(VENV)/.installed-test
-	$(PY) bench/report.py
+	$(PY) -m bench.report
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

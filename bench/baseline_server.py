@@ -3,14 +3,12 @@
 Like a threaded Flask app, each request runs on a worker thread of its own. A bench tool,
 not part of the product.
 
-    python bench/baseline_server.py --port 8100
+    python -m bench.baseline_server --port 8100
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import uvicorn
@@ -19,8 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from server.model import load_model
 from server.preprocess import BadImage, preprocess_bytes

@@ -7,9 +7,9 @@ server does, as a page does. Student latency runs from sending a snapshot to its
 snapshots replaced by a newer one before classification (latest wins) have none. The
 dashboard counts its update messages and the tiles they carry.
 
-    .venv/bin/python bench/classroom.py                 # 60 students, 20 s measured
-    .venv/bin/python bench/classroom.py --students 10 --seconds 5
-    .venv/bin/python bench/classroom.py --solo          # the same drawing, no room: the baseline
+    .venv/bin/python -m bench.classroom                 # 60 students, 20 s measured
+    .venv/bin/python -m bench.classroom --students 10 --seconds 5
+    .venv/bin/python -m bench.classroom --solo          # the same drawing, no room: the baseline
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import numpy as np
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import page_strokes
 from tests.support import ServerProcess

@@ -1,7 +1,7 @@
 """Cold start: seconds from `python -m server serve` starting to its first answered prediction
 over /ws (imports, model load and warm-up of every batch bucket included).
 
-    .venv/bin/python bench/cold_start.py --runs 3
+    .venv/bin/python -m bench.cold_start --runs 3
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Server, load_average, machine, markdown_table, page_strokes
 

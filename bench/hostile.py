@@ -1,7 +1,7 @@
 """CPU time of each hostile image (tests/hostile_images.py) in the server's preprocessing, the
 work a snapshot costs before it is refused or answered; prints a markdown table.
 
-    .venv/bin/python bench/hostile.py [--repeats 3]
+    .venv/bin/python -m bench.hostile [--repeats 3]
 
 CPU time is the worker thread's own (time.thread_time), so other processes on the machine
 do not inflate it; the figure is the median of the repeats.
@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average, machine
 from server.preprocess import MAX_PIXELS, BadImage, preprocess_bytes

@@ -14,9 +14,9 @@ Every row: a warm-up that is not measured, then three measured runs; the table g
 median and spread (min–max), the load average before the row, and the server's CPU time per
 answered snapshot (its whole process: event loop, preprocessing, model).
 
-    .venv/bin/python bench/load.py                       # the default rows (about 8 minutes)
-    .venv/bin/python bench/load.py --quick               # a smoke run of a few seconds per row
-    .venv/bin/python bench/load.py --json bench/results/load.json
+    .venv/bin/python -m bench.load                       # the default rows (about 8 minutes)
+    .venv/bin/python -m bench.load --quick               # a smoke run of a few seconds per row
+    .venv/bin/python -m bench.load --json bench/results/load.json
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.clients import (
     Clients,
@@ -224,14 +222,14 @@ def servers(args: argparse.Namespace) -> list[tuple[str, Server, list[Scenario]]
     return [
         ("streaming, batch ≤ 32", Server(), closed + opened + [Scenario("flood", 10)]),
         ("streaming, batch 1", Server(args=["--max-batch-size", "1"]), closed + [s for s in opened if s.clients == 40]),
-        ("baseline HTTP", Server(command=[sys.executable, "bench/baseline_server.py"]), closed),
+        ("baseline HTTP", Server(command=[sys.executable, "-m", "bench.baseline_server"]), closed),
     ]
 
 
 def model_alone(seconds: float) -> float:
     """Images/s of the model alone at batch 32, in a process of its own, on the same machine now."""
     result = subprocess.run(
-        [sys.executable, "bench/model.py", "--seconds", str(seconds), "--batch-32-only"],
+        [sys.executable, "-m", "bench.model", "--seconds", str(seconds), "--batch-32-only"],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,

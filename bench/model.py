@@ -1,8 +1,8 @@
 """Images per second of the committed model: `model.predict` against the fast paths, and
 batches padded to power-of-two sizes against batches of any size.
 
-    python bench/model.py [--seconds 2] [--model PATH]
-    python bench/model.py --batch-32-only     # one figure: BatchPredictor at batch 32
+    python -m bench.model [--seconds 2] [--model PATH]
+    python -m bench.model --batch-32-only     # one figure: BatchPredictor at batch 32
 
 It also measures the CPU time per image (the whole process: TensorFlow's own threads
 included) with TensorFlow's default thread pools and with one intra-op and one inter-op
@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Run from a checkout.
 
 from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
 
@@ -83,8 +81,10 @@ def cpu_per_image(predict: BatchPredictor, seconds: float) -> dict[int, tuple[fl
 def threads_table(seconds: float) -> str:
     runs = {}
     for threads in (0, 1):
+        flags = ["--cpu-per-image", "--tf-threads", str(threads), "--seconds", str(seconds)]
         output = subprocess.run(
-            [sys.executable, __file__, "--cpu-per-image", "--tf-threads", str(threads), "--seconds", str(seconds)],
+            [sys.executable, "-m", "bench.model", *flags],
+            cwd=Path(__file__).resolve().parents[1],
             capture_output=True,
             text=True,
             check=True,

@@ -1,6 +1,6 @@
 """Median preprocessing CPU time per snapshot; prints a markdown table.
 
-    python bench/preprocess.py [--repeats N]
+    python -m bench.preprocess [--repeats N]
 
 The first row is the real page's frames (bench/data/page_frames.npz, recorded in Chromium);
 the others are hold-out digits drawn as other clients might send them: dark ink on white
@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import load_average, machine, page_strokes
 from server.preprocess import preprocess_array, preprocess_bytes, preview_png
@@ -45,8 +44,8 @@ def png(pixels: np.ndarray, mode: str) -> bytes:
     return buffer.getvalue()
 
 
-def median_ms(function, inputs: list, repeats: int) -> float:
-    times = []
+def median_ms(function: Callable[[Any], object], inputs: Sequence[Any], repeats: int) -> float:
+    times: list[float] = []
     for _ in range(repeats):
         for item in inputs:
             start = time.thread_time()
@@ -69,7 +68,7 @@ def main() -> None:
     blue_280 = [np.round(cream + (blue - cream) * (canvas(d, 280)[..., None] / 255)).astype(np.uint8) for d in digits]
     page = [frame for stroke in page_strokes() for frame in stroke]
     previews = [prepared.preview for prepared in map(preprocess_bytes, page[::10]) if not prepared.empty]
-    cases = [
+    cases: list[tuple[str, Callable[[Any], object], Sequence[Any]]] = [
         ("preprocess_bytes, the page's frames (128 px RGBA PNG, Chromium)", preprocess_bytes, page),
         ("preview_png, 28×28 preview of the page's frames", preview_png, previews),
         ("preprocess_array, 280×280 grey array", preprocess_array, white_280),

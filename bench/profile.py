@@ -1,7 +1,7 @@
 """Where the server's CPU goes under load: py-spy samples a server while closed-loop clients
 replay the page's recorded frames, and the samples are summed per thread and per function.
 
-    .venv/bin/python bench/profile.py [--clients 48] [--seconds 15] [--svg profile.svg]
+    .venv/bin/python -m bench.profile [--clients 48] [--seconds 15] [--svg profile.svg]
 
 Needs py-spy (the test extra) and permission to ptrace the server (root, or
 kernel.yama.ptrace_scope = 0).
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.clients import Tally, Window, ws_closed_loop
 from bench.common import Server, load_average, machine, page_strokes

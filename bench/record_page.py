@@ -4,7 +4,7 @@ Drives the page in Debian's Chromium with pointer events (mouse down, moves, up)
 real server, and keeps every binary frame the page sends over `/ws`: the 128 px PNGs exactly
 as the page streams them, one list per stroke (its last frame is the pen-up snapshot).
 
-    .venv/bin/python bench/record_page.py            # rewrite bench/data/page_frames.npz
+    .venv/bin/python -m bench.record_page            # rewrite bench/data/page_frames.npz
 
 `record_strokes` is the reusable part: any list of strokes, in pad units, in; the frames out.
 """
@@ -12,9 +12,9 @@ as the page streams them, one list per stroke (its last frame is the pen-up snap
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,17 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from playwright.sync_api import Page, WebSocket, sync_playwright
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import itertools
+from playwright.sync_api import Page, ViewportSize, WebSocket, sync_playwright
 
 from tests.support import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 WAIT_MS = 30_000
 FIXTURE = Path(__file__).resolve().parent / "data" / "page_frames.npz"
 # A person's pen covers the pad in about a second: a move every ~1.5% of it, ~12 ms apart.

@@ -1,8 +1,8 @@
 """`make bench`: run the benchmarks and write their output into docs/benchmarks.md and the
 README's performance section, between `<!-- bench:begin -->` and `<!-- bench:end -->`.
 
-    .venv/bin/python bench/report.py            # everything (about 15 minutes)
-    .venv/bin/python bench/report.py --quick    # short rows, to check the pipeline
+    .venv/bin/python -m bench.report            # everything (about 15 minutes)
+    .venv/bin/python -m bench.report --quick    # short rows, to check the pipeline
 
 Nothing in those sections is written by hand: each figure is what a script printed in this run.
 """
@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import load_average, machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,23 +27,29 @@ CLASSROOM_RUNS = 3
 
 
 def run(script: str, *args: str) -> str:
-    print(f"running {script} {' '.join(args)}", flush=True)
+    """`python -m bench.<script>` from the checkout's root, its stdout."""
+    print(f"running bench.{script} {' '.join(args)}", flush=True)
     result = subprocess.run(
-        [sys.executable, f"bench/{script}", *args], cwd=REPO, stdout=subprocess.PIPE, text=True, check=True
+        [sys.executable, "-m", f"bench.{script}", *args], cwd=REPO, stdout=subprocess.PIPE, text=True, check=True
     )
     return result.stdout.strip()
 
 
 def classroom(seconds: str) -> tuple[str, list[float]]:
     """Three runs of 60 students + a dashboard; their outputs and student p99s."""
-    outputs = [run("classroom.py", "--seconds", seconds) for _ in range(CLASSROOM_RUNS)]
-    p99s = [float(re.search(r"p99 ([\d.]+)", output).group(1)) for output in outputs]
-    return "\n\n".join(outputs), p99s
+    outputs = [run("classroom", "--seconds", seconds) for _ in range(CLASSROOM_RUNS)]
+    return "\n\n".join(outputs), [student_p99(output) for output in outputs]
+
+
+def student_p99(output: str) -> float:
+    if (found := re.search(r"p99 ([\d.]+)", output)) is None:
+        raise ValueError(f"no student p99 in bench.classroom's output:\n{output}")
+    return float(found.group(1))
 
 
 def profile(seconds: str) -> str:
     try:
-        return run("profile.py", "--seconds", seconds)
+        return run("profile", "--seconds", seconds)
     except subprocess.CalledProcessError as failed:  # py-spy missing, or no permission to ptrace
         return f"(py-spy could not sample the server: exit status {failed.returncode})"
 
@@ -89,10 +93,10 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     started, load_before = datetime.datetime.now(datetime.UTC), load_average()
     outputs = {
-        "model": run("model.py", *(["--seconds", "0.5"] if args.quick else [])),
-        "preprocess": run("preprocess.py", *(["--repeats", "1"] if args.quick else [])),
-        "hostile": run("hostile.py", *(["--repeats", "1"] if args.quick else [])),
-        "load": run("load.py", "--json", str(RESULTS / "load.json"), *(["--quick"] if args.quick else [])),
+        "model": run("model", *(["--seconds", "0.5"] if args.quick else [])),
+        "preprocess": run("preprocess", *(["--repeats", "1"] if args.quick else [])),
+        "hostile": run("hostile", *(["--repeats", "1"] if args.quick else [])),
+        "load": run("load", "--json", str(RESULTS / "load.json"), *(["--quick"] if args.quick else [])),
     }
     outputs["classroom"], classroom_p99s = classroom("3" if args.quick else "20")
     outputs["profile"] = profile("3" if args.quick else "15")

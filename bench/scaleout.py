@@ -10,43 +10,41 @@ to). Rows:
 - what Redis adds to one tile update: `Seat.update` in memory against in Redis, one at a time
   (latency) and 100 seats at once (updates/s), in this process.
 
-    .venv/bin/python bench/scaleout.py              # every row (about 3 minutes)
-    .venv/bin/python bench/scaleout.py --duration 3 --warmup 1
+    .venv/bin/python -m bench.scaleout              # every row (about 3 minutes)
+    .venv/bin/python -m bench.scaleout --duration 3 --warmup 1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.classroom import DashboardTally, dashboard, stroke_frames
+from bench.classroom import DashboardTally, dashboard
 from bench.classroom import Tally as StudentTally
 from bench.classroom import student as classroom_student
+from bench.clients import Tally, Window, ws_closed_loop, ws_open_loop
 from bench.common import (
+    ProcessSample,
     Server,
     cpu_percent,
     load_average,
     machine,
+    page_strokes,
     percentile,
     sample_process,
-    strokes,
 )
-from bench.load import Tally, Window, ws_closed_loop, ws_open_loop
 from server.classifier import Classification
 from server.classroom.memory import MemoryRooms
 from server.classroom.redisrooms import RedisRooms
 from server.classroom.rooms import Rooms
 from tests.redisserver import RedisServer
-from tests.support import holdout
 
 READY_TIMEOUT_S = 180.0
 CLASS_SIZE = 120
@@ -71,13 +69,24 @@ def wait_for_workers(server: Server, workers: int) -> None:
         time.sleep(0.2)
 
 
-def cpu_of(pids: list[int]) -> list:
+class RoomLimits(TypedDict):
+    """The same limits for rooms in memory and in Redis, so the tile-cost rows compare like with like."""
+
+    max_students: int
+    idle_s: float
+    max_rooms: int
+    grace_s: float
+    unclaimed_s: float
+    rooms_per_address: int
+
+
+def cpu_of(pids: list[int]) -> list[ProcessSample]:
     return [sample_process(pid) for pid in pids]
 
 
 async def drawers_row(server: Server, loop: str, clients: int, args: argparse.Namespace) -> dict[str, float]:
-    drawings = DRAWINGS
-    frames = [frame for stroke in drawings for frame in stroke[len(stroke) // 2 :]]
+    drawings = STROKES
+    frames = [frame for stroke in drawings for frame in stroke]
     start = time.perf_counter() + args.warmup + 0.2 * clients / 10
     window = Window(start, start + args.duration)
     tally = Tally()
@@ -140,15 +149,13 @@ async def class_row(redis_url: str | None, args: argparse.Namespace) -> None:
     try:
         async with httpx.AsyncClient() as client:
             room = (await client.post(f"{servers[0].base_url}/api/rooms")).json()
-        x, y = holdout()
-        class_strokes = [stroke_frames(x[i], 30) for i in range(0, len(y), len(y) // 20)]
         begin = time.perf_counter()
         window = (begin + args.warmup + 2, begin + args.warmup + 2 + args.duration)
         tally, board = StudentTally(), DashboardTally()
         await asyncio.gather(
             dashboard(servers[0].ws_url + "/teacher", room, window, board),
             *(
-                classroom_student(servers[i % len(servers)].ws_url, room["room"], i, class_strokes, window, tally)
+                classroom_student(servers[i % len(servers)].ws_url, room["room"], i, STROKES, window, tally)
                 for i in range(args.class_size)
             ),
         )
@@ -168,14 +175,7 @@ async def tile_cost(redis_url: str) -> None:
     result = Classification(False, tuple(0.91 if d == 7 else 0.01 for d in range(10)), b"\x89PNG" + bytes(300))
     print("\n| rooms | one update at a time: mean µs | p99 µs | 100 seats at once: updates/s | load average |")
     print("|---|---|---|---|---|")
-    sizes = {
-        "max_students": 100,
-        "idle_s": 600,
-        "max_rooms": 1000,
-        "grace_s": 60,
-        "unclaimed_s": 300,
-        "rooms_per_address": 20,
-    }
+    sizes = RoomLimits(max_students=100, idle_s=600, max_rooms=1000, grace_s=60, unclaimed_s=300, rooms_per_address=20)
     for label, rooms in (("memory", MemoryRooms(**sizes)), ("Redis", RedisRooms(redis_url, **sizes))):
         await rooms.start()
         try:
@@ -193,7 +193,7 @@ async def measure_updates(rooms: Rooms, result: Classification) -> tuple[list[fl
     room, _ = await rooms.create("bench")
     seats = [await room.join(f"s{i}", lambda message: None) for i in range(100)]
     watch = await room.watch()  # a dashboard is watching: every update is published
-    latencies = []
+    latencies: list[float] = []
     for index in range(TILE_UPDATES):
         began = time.perf_counter()
         await seats[index % len(seats)].update(result)
@@ -207,12 +207,12 @@ async def measure_updates(rooms: Rooms, result: Classification) -> tuple[list[fl
     return latencies, rate
 
 
-DRAWINGS: list[list[bytes]] = []
+STROKES: list[list[bytes]] = []
 
 
 async def run(args: argparse.Namespace) -> None:
     print(f"scale-out benchmark on {machine()}; load average at start {load_average()}\n")
-    DRAWINGS.extend(strokes(16, 128))
+    STROKES.extend(page_strokes())
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="digitstream-bench-redis-"))).start()
     try:
         if args.only in (None, "processes"):

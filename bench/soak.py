@@ -3,21 +3,17 @@ samples the server's RSS, threads and open file descriptors (/proc) and its open
 (/metrics). Targets: RSS growth ≤ 5% after warm-up, zero errors, no growth in threads or fds.
 The server has no task introspection; fds, connections and RSS stand in for leaked tasks.
 
-    .venv/bin/python bench/soak.py                 # 30 drawers, 10 minutes
-    .venv/bin/python bench/soak.py --minutes 1     # a quick check
+    .venv/bin/python -m bench.soak                 # 30 drawers, 10 minutes
+    .venv/bin/python -m bench.soak --minutes 1     # a quick check
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import websockets
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.clients import Tally, Window, ws_open_loop
 from bench.common import Server, load_average, machine, markdown_table, page_strokes, percentile, sample_process, scrape
@@ -25,7 +21,7 @@ from bench.common import Server, load_average, machine, markdown_table, page_str
 SAMPLE_EVERY_S = 10.0
 
 
-async def sampler(server: Server, window: Window, rows: list[list[object]], tally: Tally) -> None:
+async def sampler(server: Server, window: Window, rows: list[list[float]], tally: Tally) -> None:
     while time.perf_counter() < window.end:
         metrics = await asyncio.to_thread(scrape, server.base_url)
         process = sample_process(server.pid)
@@ -50,7 +46,7 @@ async def soak(args: argparse.Namespace) -> None:
     drawings = page_strokes()
     server = Server()
     await asyncio.to_thread(server.start)
-    rows: list[list[object]] = []
+    rows: list[list[float]] = []
     tally = Tally()
     try:
         clients = await asyncio.gather(*(websockets.connect(server.ws_url) for _ in range(args.drawers)))

@@ -62,7 +62,7 @@ class Classifier:
             return Classification(empty=True, probabilities=NO_PROBABILITIES)
         result = await self.queue.submit(prepared.image)
         probabilities = tuple(round(float(p), 6) for p in result.probabilities)
-        if self._record_input is not None:
+        if self._record_input is not None and prepared.preview is not None:
             loop.run_in_executor(self._pool, self._record_input, prepared.preview, int(np.argmax(probabilities)))
         return Classification(False, probabilities, preview, result.queue_ms, result.inference_ms)
 

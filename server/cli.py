@@ -71,7 +71,8 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
         # Snapshots are PNGs already; deflating every frame again cost more CPU than the model.
         ws_per_message_deflate=False,
         # the drain has spent the rest of the shutdown's time already
-        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S - DRAIN_TIMEOUT_S - CLOSE_TIMEOUT_S,
+        # uvicorn annotates an int but hands the value to asyncio.wait_for, which takes any float
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S - DRAIN_TIMEOUT_S - CLOSE_TIMEOUT_S,  # type: ignore[arg-type]
         **overrides,  # type: ignore[arg-type]
     )
 

@@ -105,6 +105,7 @@ def parse(data: bytes, max_pixels: int) -> Png:
         position = end
     if not any(kind == b"IDAT" for kind, _, _ in kept):
         raise PngRefused(*UNREADABLE)
+    assert header is not None  # any chunk before IHDR was refused above
     width, height, bit_depth, colour_type, interlaced = header
     return Png(width, height, bit_depth, colour_type, interlaced, tuple(kept))
 

@@ -266,7 +266,8 @@ def _mnist_like(ink: np.ndarray) -> Prepared:
 
 def _ink_box(strong: np.ndarray) -> tuple[int, int, int]:
     """Top, left and longest side of the box around the strong ink."""
-    rows, cols = strong.any(axis=1), strong.any(axis=0)
+    rows: np.ndarray = np.any(strong, axis=1)
+    cols: np.ndarray = np.any(strong, axis=0)
     # first and last True of each: argmax finds the first without listing them all
     top, bottom = int(rows.argmax()), len(rows) - 1 - int(rows[::-1].argmax())
     left, right = int(cols.argmax()), len(cols) - 1 - int(cols[::-1].argmax())

@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, FloatRect, Page, ViewportSize, expect
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.support import REPO, ServerProcess, canvas_png, holdout
 
 WAIT_MS = 20_000  # generous: CI has two busy cores
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 # Names for a class of 30, one long enough to be cut short on a tile.
 CLASS_NAMES = [
     "Ana",
@@ -70,7 +71,7 @@ def open_page(context: BrowserContext, url: str) -> Page:
     return page
 
 
-def new_page(browser: Browser, url: str, viewport: dict | None = None, **context_options: Any) -> Page:
+def new_page(browser: Browser, url: str, viewport: ViewportSize | None = None, **context_options: Any) -> Page:
     return open_page(browser.new_context(viewport=viewport or PHONE, **context_options), url)
 
 
@@ -143,7 +144,7 @@ def start_class(dashboard: Page) -> str:
 def scripted_student(stack: ExitStack, server: ServerProcess, room: str, name: str, sample: int) -> ClientConnection:
     """A student over a plain WebSocket who joins and sends one hold-out digit."""
     x, _ = holdout()
-    ws = stack.enter_context(connect(server.ws_url, origin=server.base_url))
+    ws = stack.enter_context(connect(server.ws_url, origin=Origin(server.base_url)))
     ws.send(json.dumps({"type": "join", "room": room, "name": name}))
     assert json.loads(ws.recv(timeout=WAIT_MS / 1000))["type"] == "joined"
     ws.send(canvas_png(x[sample], size=140))
@@ -158,7 +159,7 @@ def class_of(stack: ExitStack, server: ServerProcess, room: str, size: int) -> N
         scripted_student(stack, server, room, name, sample)
 
 
-def box(page: Page, selector: str) -> dict:
+def box(page: Page, selector: str) -> FloatRect:
     found = page.locator(selector).first.bounding_box()
     assert found is not None, f"{selector} is not rendered"
     return found

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Literal, TypedDict
 
 import httpx
 import pytest
@@ -30,7 +31,15 @@ from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-SCHEMES = {
+
+class Scheme(TypedDict, total=False):
+    """Browser-context options that set how the page's colours are asked for."""
+
+    color_scheme: Literal["light", "dark"]
+    forced_colors: Literal["active", "none"]
+
+
+SCHEMES: dict[str, Scheme] = {
     "light": {"color_scheme": "light"},
     "dark": {"color_scheme": "dark"},
     "forced-colors": {"color_scheme": "light", "forced_colors": "active"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def image_of(digit: int) -> np.ndarray:
     return image
 
 
-async def started(model: FakeModel, **options: object) -> BatchingQueue:
+async def started(model: FakeModel, **options: Any) -> BatchingQueue:
     queue = BatchingQueue(lambda: model, **options)
     queue.start()
     await queue.wait_ready()

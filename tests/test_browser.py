@@ -273,6 +273,7 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     page = connected_page(context, server.base_url)
     # The pad fits the screen, drawn at device pixels.
     box = page.locator("#pad").bounding_box()
+    assert box is not None
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     assert box["y"] + box["height"] <= PHONE["height"]
     assert page.evaluate("(pad => pad.width === pad.clientWidth * 2)(document.querySelector('#pad'))")

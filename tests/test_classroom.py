@@ -216,7 +216,7 @@ async def test_the_dashboard_needs_the_teacher_secret(server: ServerProcess, aut
         assert (await receive(ws))["code"] == "unauthorized"
         with pytest.raises(ConnectionClosed) as closed:
             await receive(ws)
-        assert closed.value.rcvd.code == 1008
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -294,7 +294,7 @@ async def test_a_class_behind_one_address_joins_though_some_mistype(server: Serv
 async def test_an_address_out_of_guesses_still_lets_right_codes_and_secrets_in(server: ServerProcess) -> None:
     address = "127.0.0.11"
     room = await create_room(server, address)
-    waits = []
+    waits: list[float] = []
     while not waits:  # five wrong guesses per socket until the address's budget is spent
         async with connect(server, address=address) as ws:
             for _ in range(5):
@@ -313,7 +313,7 @@ async def test_an_address_out_of_guesses_still_lets_right_codes_and_secrets_in(s
 @pytest.mark.asyncio(loop_scope="session")
 async def test_wrong_secrets_for_one_room_wait_and_the_right_one_does_not(server: ServerProcess) -> None:
     room = await create_room(server)
-    errors = []
+    errors: list[dict[str, Any]] = []
     while not errors or errors[-1]["code"] != "rate_limited":
         async with connect(server, "/ws/teacher", address="127.0.0.12") as ws:
             await ws.send(json.dumps({"type": "auth", "room": room["room"], "secret": "guess"}))

@@ -9,11 +9,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.browser_support import (
     WAIT_MS,
     assert_no_page_errors,
+    box,
     class_of,
     new_page,
     page_scrolls,
@@ -24,8 +25,8 @@ from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser
 
-HD = {"width": 1280, "height": 720}
-FULL_HD = {"width": 1920, "height": 1080}
+HD: ViewportSize = {"width": 1280, "height": 720}
+FULL_HD: ViewportSize = {"width": 1920, "height": 1080}
 CLASS_SIZE = 30
 # Readable from the back of a classroom on a 1080p projector (the page gives 34.5 px).
 MIN_NAME_PX_AT_1080P = 32
@@ -45,7 +46,7 @@ def projector(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     dashboard.context.close()
 
 
-def resize(page: Page, viewport: dict) -> None:
+def resize(page: Page, viewport: ViewportSize) -> None:
     page.set_viewport_size(viewport)
     # The grid is re-fitted on resize: wait until its rows fit this height.
     page.wait_for_function(
@@ -74,11 +75,11 @@ def test_thirty_students_fit_a_720p_projector_without_scrolling(projector: Page,
 def test_names_code_and_qr_grow_with_a_1080p_projector(projector: Page) -> None:
     resize(projector, HD)
     small = {s: font_px(projector, s) for s in (".tile-name", ".tile-digit", "#code")}
-    small_qr = projector.locator("#qr").bounding_box()["width"]
+    small_qr = box(projector, "#qr")["width"]
     resize(projector, FULL_HD)
     assert page_scrolls(projector) == {"x": False, "y": False}
     assert font_px(projector, ".tile-name") >= MIN_NAME_PX_AT_1080P
     for selector, size in small.items():
         assert font_px(projector, selector) > size * 1.2, selector
-    assert projector.locator("#qr").bounding_box()["width"] > small_qr * 1.2
+    assert box(projector, "#qr")["width"] > small_qr * 1.2
     resize(projector, HD)

@@ -156,8 +156,9 @@ def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: Ser
         pablo = dashboard.locator(".tile", has=dashboard.locator(".tile-name", has_text="Pablo"))
         seat = pablo.get_attribute("data-student")
         place = tiles.evaluate_all("(all, id) => all.findIndex(t => t.dataset.student === id)", seat)
-        token = stored(student, "digitstream.room")["rejoin"]
-        assert token
+        saved = stored(student, "digitstream.room")
+        assert saved is not None and saved["rejoin"]
+        token = saved["rejoin"]
 
         offline[0] = True
         connections[-1].close()

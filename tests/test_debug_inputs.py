@@ -27,7 +27,11 @@ def test_a_recorded_input_is_the_28x28_png_of_the_preview(tmp_path: Path) -> Non
 
 def test_names_sort_in_recording_order_and_show_the_digit(tmp_path: Path) -> None:
     recorder = InputRecorder(tmp_path, min_interval_s=0)
-    paths = [recorder.record(preview(), digit) for digit in (7, None, 3)]
+    paths: list[Path] = []
+    for digit in (7, None, 3):
+        path = recorder.record(preview(), digit)
+        assert path is not None  # min_interval_s=0 keeps every one
+        paths.append(path)
     assert sorted(paths) == paths
     assert [p.name.rsplit("-", 1)[1] for p in paths] == ["pred7.png", "empty.png", "pred3.png"]
 

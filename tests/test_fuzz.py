@@ -251,7 +251,7 @@ class FuzzClient:
         for frame in frames:
             await self._exchange(index, ws, frame)
         answer = await self._exchange(index, ws, Frame(self._good))
-        assert answer["type"] == "prediction" and answer["digit"] == self._label, answer
+        assert answer is not None and answer["type"] == "prediction" and answer["digit"] == self._label, answer
 
     async def _exchange(self, index: int, ws: websockets.ClientConnection, frame: Frame) -> dict | None:
         await ws.send(frame.payload)

@@ -24,7 +24,9 @@ ANSWER_TIMEOUT_S = 60
 @pytest.fixture(scope="module")
 def plain_preview() -> np.ndarray:
     """What the digit becomes as a plain PNG: the answer every valid family must give."""
-    return preprocess_bytes(grey_png(digit()[0])).preview
+    preview = preprocess_bytes(grey_png(digit()[0])).preview
+    assert preview is not None
+    return preview
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=[family.name for family in FAMILIES])
@@ -66,5 +68,5 @@ def test_every_family_gets_its_answer_over_http(server: ServerProcess, family: F
         assert 400 <= response.status_code < 500 and body["code"] == family.code, body
 
 
-async def _recv(ws: websockets.ClientConnection) -> str:
+async def _recv(ws: websockets.ClientConnection) -> str | bytes:
     return await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S)

@@ -91,6 +91,7 @@ async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_pat
             while (message := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "pong":
                 answered_early.add(index)
         stopped_at = time.monotonic()
+        assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         for index, ws in enumerate(drawers):
             if index not in answered_early:
@@ -155,6 +156,7 @@ async def sigterm_beside_a_stalled_client(server: ServerProcess) -> tuple[int | 
             await drawer.send(canvas_png(x[0]))
             assert json.loads(await asyncio.wait_for(drawer.recv(), 30))["type"] == "prediction"
             stopped_at = time.monotonic()
+            assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
             code = await closed_with(drawer)
             assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)

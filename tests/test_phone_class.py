@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.browser_support import (
     DESKTOP,
@@ -46,7 +47,7 @@ MIN_CONTRAST = 3.0
 def classroom(server: ServerProcess) -> Iterator[str]:
     """An open class asking for a 7, held by a teacher's socket; yields its code."""
     created = httpx.post(f"{server.base_url}/api/rooms", headers={"origin": server.base_url}).json()
-    with connect(server.ws_url + "/teacher", origin=server.base_url) as teacher:
+    with connect(server.ws_url + "/teacher", origin=Origin(server.base_url)) as teacher:
         teacher.send(json.dumps({"type": "auth", "room": created["room"], "secret": created["secret"]}))
         assert json.loads(teacher.recv(timeout=WAIT_MS / 1000))["type"] == "snapshot"
         teacher.send(json.dumps({"type": "prompt", "digit": 7}))

@@ -63,6 +63,7 @@ def test_none_and_up_filtered_rows_decode_as_pillow_does(
         pixels[:, :, 1:3], pixels[:, :, 3] = pixels[:, :, :1], 255
     data = filtered_png(pixels, rng.choice([0, 2], height).tolist())
     decoded = png.decode(png.parse(data, MAX_PIXELS))
+    assert decoded is not None, "None and Up filters are the direct decoder's own"
     reference = pillow(data)
     np.testing.assert_array_equal(
         decoded, reference[:, :, 0] if decoded.ndim == 2 and reference.ndim == 3 else reference

@@ -59,7 +59,18 @@ def accuracy(predict, images: np.ndarray, labels: np.ndarray) -> float:
 def model_inputs(prepared: list[Prepared]) -> np.ndarray:
     # An empty answer never reaches the model: it scores as a blank image would.
     blank = np.zeros((28, 28), np.float32)
-    return np.stack([blank if p.empty else p.image for p in prepared])
+    return np.stack([blank if p.image is None else p.image for p in prepared])
+
+
+def image_of(prepared: Prepared) -> np.ndarray:
+    """The model's input, for a snapshot the test drew ink on."""
+    assert prepared.image is not None, "the drawing was read as blank"
+    return prepared.image
+
+
+def preview_of(prepared: Prepared) -> np.ndarray:
+    assert prepared.preview is not None, "the drawing was read as blank"
+    return prepared.preview
 
 
 def png(pixels: np.ndarray, format: str = "PNG") -> bytes:
@@ -199,7 +210,7 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
 
 def test_an_mnist_digit_is_left_essentially_unchanged(holdout) -> None:
     digits, _ = holdout
-    previews = np.stack([preprocess_bytes(png(digit)).preview for digit in digits]).astype(int)
+    previews = np.stack([preview_of(preprocess_bytes(png(digit))) for digit in digits]).astype(int)
     unchanged = (np.abs(previews - digits).max(axis=(1, 2)) <= 1).mean()
     # MNIST digits are already 20-px boxed and centred; only the few with strokes
     # outside MNIST's usual widths (about 5%) are repainted.
@@ -208,7 +219,7 @@ def test_an_mnist_digit_is_left_essentially_unchanged(holdout) -> None:
 
 def test_a_drawing_fills_a_20_px_box_with_its_centre_of_mass_in_the_middle(sample) -> None:
     for digit in sample[0][:40]:
-        image = preprocess_array(coloured(drawn(digit, size=0.3, at=(0.9, 0.1)), "black on white")).image
+        image = image_of(preprocess_array(coloured(drawn(digit, size=0.3, at=(0.9, 0.1)), "black on white")))
         assert max(box_size(image)) == 20
         assert np.allclose(centre_of_mass(image), (14, 14), atol=0.5)
 
@@ -216,7 +227,7 @@ def test_a_drawing_fills_a_20_px_box_with_its_centre_of_mass_in_the_middle(sampl
 def test_a_one_keeps_its_aspect_ratio(holdout) -> None:
     digits, labels = holdout
     one = digits[labels == 1][0]
-    image = preprocess_array(coloured(drawn(one, size=0.5), "black on white")).image
+    image = image_of(preprocess_array(coloured(drawn(one, size=0.5), "black on white")))
     height, width = box_size(image)
     assert height == 20
     assert abs(width - ink_box(one > 50).shape[1]) <= 2
@@ -224,8 +235,8 @@ def test_a_one_keeps_its_aspect_ratio(holdout) -> None:
 
 def test_a_stretched_digit_keeps_its_aspect_ratio(sample) -> None:
     digit = sample[0][0]
-    wide = preprocess_array(drawn(digit, canvas=(200, 600), size=0.9, stretch=(1.0, 3.0))).image
-    tall = preprocess_array(drawn(digit, canvas=(600, 200), size=0.9, stretch=(3.0, 1.0))).image
+    wide = image_of(preprocess_array(drawn(digit, canvas=(200, 600), size=0.9, stretch=(1.0, 3.0))))
+    tall = image_of(preprocess_array(drawn(digit, canvas=(600, 200), size=0.9, stretch=(3.0, 1.0))))
     assert box_size(wide)[1] == 20 and box_size(wide)[0] <= 9
     assert box_size(tall)[0] == 20 and box_size(tall)[1] <= 9
 
@@ -233,7 +244,7 @@ def test_a_stretched_digit_keeps_its_aspect_ratio(sample) -> None:
 def test_every_colour_scheme_gives_the_same_image(sample) -> None:
     coverage = drawn(sample[0][123])
     schemes = ["white on black", "black on white", "blue on cream", "RGBA opaque", "RGBA transparent"]
-    previews = [preprocess_bytes(png(coloured(coverage, s))).preview.astype(int) for s in schemes]
+    previews = [preview_of(preprocess_bytes(png(coloured(coverage, s)))).astype(int) for s in schemes]
     for preview in previews[1:]:
         assert np.abs(preview - previews[0]).max() <= 2
 
@@ -241,7 +252,7 @@ def test_every_colour_scheme_gives_the_same_image(sample) -> None:
 def test_thin_and_thick_pens_are_brought_to_mnist_widths(sample) -> None:
     def mass(digit: np.ndarray, pen: float) -> float:
         prepared = preprocess_array(drawn(digit, size=0.7, pen=pen))
-        return np.nan if prepared.empty else prepared.image.sum()
+        return np.nan if prepared.image is None else float(prepared.image.sum())
 
     digits = sample[0][::10]
     normal = np.array([mass(d, 1.0) for d in digits])
@@ -357,6 +368,7 @@ def assert_valid(prepared: Prepared) -> None:
     if prepared.empty:
         assert prepared.image is None and prepared.preview is None
         return
+    assert prepared.image is not None and prepared.preview is not None
     assert prepared.image.shape == (28, 28) and prepared.image.dtype == np.float32
     assert prepared.preview.shape == (28, 28) and prepared.preview.dtype == np.uint8
     np.testing.assert_array_equal(prepared.image, prepared.preview / np.float32(255))
@@ -416,7 +428,7 @@ def test_random_arrays_give_an_image_or_empty(height: int, width: int, seed: int
     rng = np.random.default_rng(seed)
     sparse = rng.random((height, width, 1)) < rng.random()  # from blank to all ink
     channels = {"grey": 1, "float": 1, "RGB": 3, "RGBA": 4}[kind]
-    pixels = (sparse * rng.integers(0, 256, (height, width, channels))).astype(np.uint8)
+    pixels: np.ndarray = (sparse * rng.integers(0, 256, (height, width, channels))).astype(np.uint8)
     if kind == "float":
         pixels = pixels / np.float32(255)
     assert_valid(preprocess_array(pixels.squeeze(axis=2) if channels == 1 else pixels))
@@ -432,7 +444,7 @@ def test_concurrent_calls_give_the_same_answers(sample) -> None:
 
 
 def test_the_preview_png_is_the_preview(sample) -> None:
-    preview = preprocess_array(sample[0][0]).preview
+    preview = preview_of(preprocess_array(sample[0][0]))
     decoded = Image.open(io.BytesIO(preview_png(preview)))
     assert decoded.size == (28, 28)
     np.testing.assert_array_equal(np.asarray(decoded), preview)

@@ -350,6 +350,7 @@ async def test_sigterm_while_drawers_stream_answers_in_flight_then_closes_with_1
         drawers = [asyncio.create_task(drawer(frames)) for frames, _ in digits]
         await asyncio.sleep(2.0)
         stopped_at = time.monotonic()
+        assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         results = await asyncio.wait_for(asyncio.gather(*drawers), 30)
         assert await asyncio.to_thread(server.process.wait, 10) in (0, -signal.SIGTERM)

@@ -4,7 +4,7 @@ redis-server (tests/redisserver.py). Time is a test clock, so expiry and grace a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ from server.classroom.names import MAX_NAME_LENGTH
 from server.classroom.redisrooms import RedisRooms
 from server.classroom.rooms import (
     Departure,
+    Room,
     RoomFull,
     Rooms,
     Seat,
+    Tile,
     TooManyRooms,
     TooManyRoomsHere,
     Watch,
@@ -84,6 +86,13 @@ class Seen:
                 self.removed |= removed
 
 
+async def tile_in(room: Room, student: str) -> Tile:
+    """The student's tile as a dashboard would see it now."""
+    tile = (await room.view()).tile(student)
+    assert tile is not None, f"no tile for {student}"
+    return tile
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(Path(tmp_path_factory.mktemp("redis"))).start()
@@ -92,7 +101,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def make_rooms(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Rooms]]:
+async def make_rooms(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Awaitable[Rooms]]]:
     made: list[Rooms] = []
     if request.param == "redis":
         url = request.getfixturevalue("redis_server").url
@@ -220,9 +229,9 @@ async def test_a_dropped_seat_waits_away_and_comes_back_with_its_token(make_room
     assert [(t.name, t.away) for t in (await room.view()).tiles][1] == ("Ana", False), "same place in the order"
     await seat.update(result(3))  # the old connection no longer feeds the tile
     await again.update(result(5))
-    assert (await room.view()).tile(seat.id).digit == 5
+    assert (await tile_in(room, seat.id)).digit == 5
     await room.set_prompt(2)
-    await inbox.until(lambda m: m and m[-1] == {"type": "prompt", "digit": 2})
+    await inbox.until(lambda m: bool(m) and m[-1] == {"type": "prompt", "digit": 2})
 
     await again.release(Departure.DROPPED)
     clock.now += 61
@@ -338,12 +347,12 @@ async def test_seats_of_a_process_that_stops_go_away_and_one_taken_for_dead_take
         assert other_view is not None
         # What another process's sweep does once this one's heartbeat lapses.
         await second.drop(room.code, seat.id, f"{first.process}:")
-        assert (await other_view.view()).tile(seat.id).away
+        assert (await tile_in(other_view, seat.id)).away
         await seat.update(result(8))  # it was only slow: its next answer takes the seat back
-        tile = (await other_view.view()).tile(seat.id)
+        tile = await tile_in(other_view, seat.id)
         assert (tile.away, tile.digit) == (False, 8)
         await first.stop()  # stops beating: the survivor's sweep marks the seat away
         await second.sweep()
-        assert (await other_view.view()).tile(seat.id).away
+        assert (await tile_in(other_view, seat.id)).away
     finally:
         await second.stop()

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.support import ServerProcess, canvas_png, close_code_after, holdout, png_bytes, receive
 
@@ -69,7 +70,7 @@ async def test_a_flood_is_coalesced_and_the_newest_is_always_answered(server: Se
     async with websockets.connect(server.ws_url) as ws:
         for index in range(50):
             await ws.send(digits[index % len(digits)][0])
-        seqs = []
+        seqs: list[int] = []
         while not seqs or seqs[-1] != 50:
             message = await receive(ws)
             assert message["type"] == "prediction"
@@ -150,8 +151,8 @@ async def test_twenty_concurrent_connections_each_get_their_own_answers(server: 
 
 async def test_a_foreign_origin_is_refused(server: ServerProcess) -> None:
     with pytest.raises(websockets.InvalidStatus):
-        async with websockets.connect(server.ws_url, origin="http://evil.example"):
+        async with websockets.connect(server.ws_url, origin=Origin("http://evil.example")):
             pass
-    async with websockets.connect(server.ws_url, origin=server.base_url) as ws:
+    async with websockets.connect(server.ws_url, origin=Origin(server.base_url)) as ws:
         await ws.send(json.dumps({"type": "ping", "t": 0}))
         assert (await receive(ws))["type"] == "pong"

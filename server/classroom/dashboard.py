@@ -32,9 +32,6 @@ class UnknownStudent(ClientError):
     code, message, http_status = "unknown_student", "No such student in this room.", 404
 
 
-TRY_AGAIN_LATER = 1013  # WebSocket close code: the page reconnects after a while
-
-
 class Dashboard:
     def __init__(self, socket: Socket, room: Room, join_url: str) -> None:
         self.socket = socket
@@ -78,7 +75,7 @@ class Dashboard:
         """The room is gone (the dashboard is told it closed) or Redis is: the page should
         come back with its secret a little later."""
         if isinstance(ended, ClassroomUnavailable):
-            self._close_code = TRY_AGAIN_LATER
+            self._close_code = Close.TRY_AGAIN_LATER
             await self.socket.send_error(ended)
         else:
             await self.socket.send_json(messages.closed("expired"))
@@ -110,7 +107,7 @@ class Dashboard:
             await self.socket.send_json({"type": "pong", "t": command.get("t")})
 
 
-def parse_command(frame: bytes | str) -> dict[str, Any]:
+def parse_command(frame: object) -> dict[str, Any]:
     """A valid teacher command, or BadMessage."""
     if not isinstance(frame, str):
         raise BadCommand()

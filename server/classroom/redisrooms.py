@@ -142,7 +142,9 @@ class RedisRoom:
 
     async def view(self) -> View:
         async with self._rooms.outage.guard(), self._rooms.client.pipeline(transaction=True) as pipe:
-            pipe.hget(self._key, "prompt").hgetall(self._seats).hgetall(self._tiles)
+            pipe.hget(self._key, "prompt")
+            pipe.hgetall(self._seats)
+            pipe.hgetall(self._tiles)
             prompt, seats, tiles = await pipe.execute()
         if prompt is None:
             raise RoomGone()
@@ -315,8 +317,10 @@ class RedisRooms:
                 pass
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(f"ds:room:{code}", mapping={"address": address, "prompt": "", "claimed": "0", "next": 0})
-                pipe.zadd(ACTIVE, {code: now}).zadd(UNCLAIMED, {code: now + self.unclaimed_s})
-                pipe.sadd(by_address, code).expire(by_address, int(self.idle_s + self.unclaimed_s) + 60)
+                pipe.zadd(ACTIVE, {code: now})
+                pipe.zadd(UNCLAIMED, {code: now + self.unclaimed_s})
+                pipe.sadd(by_address, code)
+                pipe.expire(by_address, int(self.idle_s + self.unclaimed_s) + 60)
                 await pipe.execute()
         return RedisRoom(self, code), secret
 
@@ -335,10 +339,11 @@ class RedisRooms:
             unclaimed = await self.client.zrangebyscore(UNCLAIMED, "-inf", now)
             away = await self.client.zrangebyscore(AWAY, "-inf", now)
         closed = 0
-        for code in {text(code) for code in stale + unclaimed}:
+        # without withscores Redis answers plain members; redis-py's annotation also allows (member, score)
+        for code in {text(code) for code in stale + unclaimed}:  # type: ignore[arg-type]
             closed += await RedisRoom(self, code).close("expired")
         for member in away:
-            code, student = text(member).split(" ")
+            code, student = text(member).split(" ")  # type: ignore[arg-type]
             await RedisRoom(self, code)._vacate(student, "away", "")
         await self._mark_dead_processes_away()
         return closed
@@ -411,7 +416,9 @@ class RedisRooms:
         while True:
             with contextlib.suppress(ClassroomUnavailable):
                 async with self.outage.guard(), self.client.pipeline(transaction=False) as pipe:
-                    await pipe.set(key, "1", px=PROCESS_TTL_MS).sadd(PROCESSES, self.process).execute()
+                    pipe.set(key, "1", px=PROCESS_TTL_MS)
+                    pipe.sadd(PROCESSES, self.process)
+                    await pipe.execute()
             await asyncio.sleep(HEARTBEAT_S)
 
 

@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server.classroom.dashboard import TRY_AGAIN_LATER, Dashboard
+from server.classroom.dashboard import Dashboard
 from server.classroom.rooms import (
     ClassroomUnavailable,
     Room,
@@ -144,7 +144,7 @@ async def teacher_endpoint(websocket: WebSocket) -> None:
     except ClassroomUnavailable as unavailable:
         with contextlib.suppress(*CLIENT_GONE):
             await socket.send_error(unavailable)
-        await socket.close(TRY_AGAIN_LATER)
+        await socket.close(Close.TRY_AGAIN_LATER)
         return
     if room is None:
         await socket.close(Close.POLICY_VIOLATION)
