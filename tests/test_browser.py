@@ -10,7 +10,6 @@ docs/screenshots/ (desktop.png, mobile.png) for the README.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,10 +20,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser_support import (
     DESKTOP,
+    DIGIT_STROKES,
     PHONE,
     WAIT_MS,
     Point,
     Stroke,
+    arc,
     assert_no_page_errors,
     densify,
     mouse_stroke,
@@ -37,61 +38,6 @@ from tests.browser_support import (
 from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser
-
-
-# ---- Digits as people draw them, in pad units (0..1, y down) ---------------------------
-
-
-def ellipse(cx: float, cy: float, rx: float, ry: float, turns: float = 1.08, n: int = 48) -> Stroke:
-    """Counter-clockwise from the top, a little past closing, as a pen draws an 'O'."""
-    return [
-        (cx - rx * math.sin(2 * math.pi * turns * i / n), cy - ry * math.cos(2 * math.pi * turns * i / n))
-        for i in range(n + 1)
-    ]
-
-
-def figure_eight(n: int = 64) -> Stroke:
-    """One continuous stroke: top loop, cross in the middle, bottom loop, back up."""
-    return [
-        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t)) for t in (2 * math.pi * i / n for i in range(n + 1))
-    ]
-
-
-DIGITS: dict[int, list[Stroke]] = {
-    0: [ellipse(0.5, 0.5, 0.19, 0.3)],
-    1: [[(0.53, 0.2), (0.47, 0.8)]],
-    2: [
-        [
-            (0.32, 0.33),
-            (0.38, 0.23),
-            (0.5, 0.19),
-            (0.62, 0.23),
-            (0.67, 0.33),
-            (0.63, 0.44),
-            (0.5, 0.57),
-            (0.31, 0.79),
-            (0.71, 0.79),
-        ]
-    ],
-    3: [
-        [
-            (0.33, 0.25),
-            (0.45, 0.19),
-            (0.6, 0.21),
-            (0.66, 0.3),
-            (0.61, 0.41),
-            (0.47, 0.47),
-            (0.62, 0.53),
-            (0.68, 0.65),
-            (0.62, 0.77),
-            (0.48, 0.81),
-            (0.32, 0.76),
-        ]
-    ],
-    4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
-    7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
-    8: [figure_eight()],
-}
 
 
 # ---- Browser plumbing -------------------------------------------------------------------
@@ -128,7 +74,7 @@ def desktop(browser: Browser, server: ServerProcess) -> Iterator[Page]:
 
 
 def draw_digit(page: Page, digit: int) -> None:
-    for stroke in DIGITS[digit]:
+    for stroke in DIGIT_STROKES[digit]:
         mouse_stroke(page, stroke)
 
 
@@ -163,7 +109,7 @@ def test_page_has_accessible_results(desktop: Page) -> None:
     expect(desktop.locator("#status-rtt")).to_have_text(re.compile(r"^\d+ ms$"), timeout=WAIT_MS)
 
 
-@pytest.mark.parametrize("digit", sorted(DIGITS))
+@pytest.mark.parametrize("digit", sorted(DIGIT_STROKES))
 def test_mouse_drawn_digit_is_recognised(desktop: Page, digit: int) -> None:
     clear(desktop)
     draw_digit(desktop, digit)
@@ -179,7 +125,7 @@ def test_predictions_stream_during_a_long_stroke(desktop: Page) -> None:
     # About a second of drawing, as a slow '0'.
     mouse_stroke(
         desktop,
-        ellipse(0.5, 0.5, 0.19, 0.3, n=72),
+        arc(0.5, 0.5, 0.19, 0.3, 0.0, -1.08, 72),
         pause_ms=12,
         before_up=lambda: during_stroke.append(stats(desktop)["predictionsThisStroke"]),
     )
@@ -279,7 +225,7 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     assert page.evaluate("(pad => pad.width === pad.clientWidth * 2)(document.querySelector('#pad'))")
     cdp = context.new_cdp_session(page)
 
-    for stroke in DIGITS[7]:
+    for stroke in DIGIT_STROKES[7]:
         touch_stroke(page, cdp, stroke)
     wait_settled(page)
     expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")

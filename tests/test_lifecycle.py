@@ -235,5 +235,7 @@ def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
 
 def test_the_readme_names_every_flag() -> None:
     readme = (REPO / "README.md").read_text()
-    missing = [field.name for field in dataclasses.fields(Settings) if f"`--{field.name.replace('_', '-')}`" not in readme]
+    missing = [
+        field.name for field in dataclasses.fields(Settings) if f"`--{field.name.replace('_', '-')}`" not in readme
+    ]
     assert not missing
