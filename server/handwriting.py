@@ -16,8 +16,8 @@ test set measures how far the model generalises, not what it memorised.
 from __future__ import annotations
 
 import enum
-import itertools
 import io
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -268,7 +268,7 @@ HEIGHT_RANGE = (0.18, 0.85)  # of the pad's side
 WOBBLE = 0.025  # smooth displacement of the whole shape, in digit heights
 STROKE_OFFSET = 0.015  # strokes meet a little off where they were meant to
 PEN_WIDTH_RANGE = (0.05, 0.07)
-SAMPLE_STEP_RANGE = (0.004, 0.02)  # pad units between pointer events: slow to fast
+SAMPLE_STEP_RANGE = (0.006, 0.03)  # pad units between pointer events: slow to fast
 PAD_PIXELS_RANGE = (250, 600)  # pointer positions are whole CSS pixels of a pad this wide
 
 
