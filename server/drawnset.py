@@ -141,6 +141,10 @@ def scores_by_variant(variants: list[Variant], predicted: np.ndarray) -> dict[Va
     return {v: score(labels[mask], predicted[mask]) for v, mask in rows.items()}
 
 
+def _fraction(score: Score | None) -> str:
+    return "–" if score is None else f"{score.correct} / {score.total}"
+
+
 def report(
     predict: Callable[[np.ndarray], np.ndarray], drawn_path: Path = DRAWN_SET_PATH, page_path: Path = PAGE_SET_PATH
 ) -> list[str]:
@@ -155,9 +159,9 @@ def report(
     held_out = np.array([v.held_out for v in variants])
     per_digit = [score(labels[labels == d], predicted[labels == d]) for d in range(10)]
     rows = [
-        f"| {v.digit} | {v.name} | {'yes' if v.held_out else ''} | {s} | "
+        f"| {v.digit} | {v.name} | {'held out' if v.held_out else 'trained'} | {s} | "
         + ", ".join(f"{digit} ×{count}" for digit, count in sorted(s.misread.items()))
-        + f" | {page_scores[v].correct} / {page_scores[v].total} |"
+        + f" | {_fraction(page_scores.get(v))} |"
         for v, s in scores_by_variant(variants, predicted).items()
     ]
     return [
@@ -181,7 +185,7 @@ def report(
         "|---" * 11 + "|",
         "| drawn set | " + " | ".join(f"{s.accuracy:.1%}" for s in per_digit) + " |",
         "",
-        "| digit | variant | held out | drawn set | misread as | page set |",
+        "| digit | variant | generator | drawn set | misread as | page set |",
         "|---|---|---|---:|---|---:|",
         *rows,
         "",

@@ -9,16 +9,28 @@ import keras
 import numpy as np
 import pytest
 
-from server import train
+from server import drawnset, handwriting, train
+from server.cli import main
 from server.model import InceptionBlock
 
 SMALL_NPZ = Path(__file__).parent / "data" / "train_small.npz"
 
 
+def small_drawn_sets(folder: Path) -> tuple[Path, Path]:
+    """One drawing of every variant, and the snapshots of the first three as a page set."""
+    digits = drawnset.draw_set(1, seed=0)
+    drawnset.save(folder / "drawn.npz", digits)
+    frames = [handwriting.snapshot_png(d.strokes, d.pen_width) for d in digits[:3]]
+    drawnset.save_frames(folder / "page.npz", frames, [d.variant for d in digits[:3]])
+    return folder / "drawn.npz", folder / "page.npz"
+
+
 def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path) -> None:
     output, report, png = tmp_path / "model.keras", tmp_path / "report.md", tmp_path / "c.png"
-    exit_code = train.main([
-        "--data-source", "npz", "--mnist-npz", str(SMALL_NPZ), "--epochs", "1",
+    drawn, page = small_drawn_sets(tmp_path)
+    exit_code = main([
+        "train", "--data-source", "npz", "--mnist-npz", str(SMALL_NPZ), "--drawn-digits", "40",
+        "--drawn-set", str(drawn), "--page-set", str(page), "--epochs", "1",
         "--batch-size", "100", "--output", str(output), "--report", str(report),
         "--confusion-png", str(png), "--verbose", "0",
     ])  # fmt: skip
@@ -26,13 +38,15 @@ def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path
     model = keras.models.load_model(output)
     assert any(isinstance(layer, InceptionBlock) for layer in model.layers)
     text = report.read_text()
-    for expected in ("Hold-out accuracy", "Per-digit accuracy", "MFLOPs", "Parameters", "c.png"):
+    for expected in ("Hold-out accuracy", "Per-digit accuracy", "MFLOPs", "Parameters", "c.png",
+                     "Drawn set:", "page set:", "| 1 | flag | trained |", "| 1 | flag and base | held out |",
+                     "340, of which 40 drawn"):  # fmt: skip
         assert expected in text
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
 def test_unavailable_data_is_a_clear_failure_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
-    exit_code = train.main(["--data-source", "npz", "--mnist-npz", str(tmp_path / "none.npz")])
+    exit_code = main(["train", "--data-source", "npz", "--mnist-npz", str(tmp_path / "none.npz")])
     assert exit_code == 1
     assert "no MNIST source worked" in capsys.readouterr().out
 
