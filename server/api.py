@@ -1,54 +1,37 @@
-"""HTTP routes: the seed-compatible one-shot classify, health and metrics."""
+"""HTTP routes: the one-shot classify that plain HTTP clients use, health and metrics."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from server import protocol
-from server.batching import BatchFailed, Overloaded, QueueClosed
-from server.preprocess import BadImage
+from server.batching import Overloaded
+from server.errors import BadRequest, ClientError, TooLarge
 from server.service import Service
 
 RETRY_AFTER_S = "1"
-
-
-class BadRequest(ValueError):
-    pass
-
-
-class TooLarge(ValueError):
-    pass
+# Room for the JSON around a base64 image: `{"image": "data:image/png;base64,"}` and some spaces.
+JSON_OVERHEAD_BYTES = 1024
 
 
 async def classify(request: Request) -> Response:
     """`{"image": "data:image/png;base64,…"}`, bare base64, or a raw `image/*` body."""
     service: Service = request.app.state.service
     try:
-        data = decode_body(await read_body(request, service.settings.max_message_bytes), request)
-    except TooLarge:
-        return failure(service, 413, "too_large", "The image is larger than this server accepts.")
-    except BadRequest as bad:
-        return failure(service, 400, "bad_request", str(bad))
+        data = await read_image(request, service.settings.max_message_bytes)
     except ClientDisconnect:
         return Response(status_code=400)
-    if service.closing or service.http_in_flight >= service.settings.max_pending_http:
-        return overloaded(service)
+    if not service.accepting or service.http_in_flight >= service.settings.max_pending_http:
+        raise Overloaded()
     service.http_in_flight += 1
     try:
         result = await service.classifier.classify(data)
-    except BadImage as bad:
-        return failure(service, 413 if bad.code == "too_large" else 400, bad.code, str(bad))
-    except (Overloaded, QueueClosed):
-        return overloaded(service)
-    except BatchFailed as failed:
-        code, message = protocol.describe_failure(failed)
-        return failure(service, 500, code, message)
     finally:
         service.http_in_flight -= 1
     service.metrics.predictions.labels("http").inc()
@@ -63,26 +46,31 @@ async def classify(request: Request) -> Response:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit * 2:
+def is_raw_image(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type.startswith("image/") or content_type == "application/octet-stream"
+
+
+async def read_image(request: Request, max_image_bytes: int) -> bytes:
+    """The image's bytes. The body may be as large as the largest image, base64-encoded and
+    wrapped in JSON when it is JSON; longer bodies are refused before or while reading."""
+    raw = is_raw_image(request)
+    limit = max_image_bytes if raw else math.ceil(max_image_bytes / 3) * 4 + JSON_OVERHEAD_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        # base64 inflates by 4/3; allow for it and the JSON around it
-        if len(body) > limit * 2:
+        if len(body) > limit:
             raise TooLarge()
-    return bytes(body)
+    return bytes(body) if raw else image_from_json(bytes(body))
 
 
-def decode_body(body: bytes, request: Request) -> bytes:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type.startswith("image/") or content_type == "application/octet-stream":
-        return body
+def image_from_json(body: bytes) -> bytes:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise BadRequest('Send JSON like {"image": "data:image/png;base64,…"} or a raw image/png body.') from None
     image = payload.get("image") if isinstance(payload, dict) else None
     if not isinstance(image, str) or not image:
@@ -95,20 +83,18 @@ def decode_body(body: bytes, request: Request) -> bytes:
         raise BadRequest('The "image" field is not valid base64.') from None
 
 
-def failure(service: Service, status: int, code: str, message: str) -> JSONResponse:
-    service.metrics.errors.labels(code).inc()
-    return JSONResponse({"error": message, "code": code}, status_code=status)
-
-
-def overloaded(service: Service) -> JSONResponse:
-    response = failure(service, 503, "overloaded", "The server is busy; try again in a moment.")
-    response.headers["Retry-After"] = RETRY_AFTER_S
-    return response
+async def client_error(request: Request, exc: Exception) -> Response:
+    """Every ClientError an HTTP route raises, as `{"error", "code"}` with its status."""
+    assert isinstance(exc, ClientError)
+    service: Service = request.app.state.service
+    service.metrics.errors.labels(exc.code).inc()
+    headers = {"Retry-After": RETRY_AFTER_S} if exc.http_status == 503 else None
+    return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status, headers=headers)
 
 
 async def healthz(request: Request) -> Response:
     service: Service = request.app.state.service
-    healthy = service.queue.healthy and not service.closing
+    healthy = service.queue.healthy and service.accepting
     body = {
         "status": "ok" if healthy else "unavailable",
         "queue_depth": service.queue.depth,

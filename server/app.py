@@ -10,9 +10,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import api
+from server.classroom.student import Student
 from server.classroom import routes as classroom_routes
 from server.classroom.service import Classroom
 from server.config import Settings
+from server.errors import ClientError
 from server.service import Service
 from server.ws import stream_endpoint
 
@@ -35,14 +37,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             service.stop()
 
     routes = [
-        WebSocketRoute("/ws", stream_endpoint),
+        WebSocketRoute("/ws", stream_endpoint(sessions=[lambda connection: Student(classroom, connection)])),
         Route("/api/classify", api.classify, methods=["POST"]),
         Route("/healthz", api.healthz),
         Route("/metrics", api.metrics),
         *classroom_routes.ROUTES,
         Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: api.client_error})
     app.state.service = service
     app.state.classroom = classroom
     return app

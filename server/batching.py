@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from server.errors import ClientError
 from server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -27,16 +28,22 @@ IMAGE_SHAPE = (28, 28)
 Predictor = Callable[[np.ndarray], np.ndarray]
 
 
-class Overloaded(Exception):
+class Overloaded(ClientError):
     """The queue holds `max_pending` items already; the caller should retry later."""
 
+    code, message, http_status = "overloaded", "The server is busy; send the snapshot again in a moment.", 503
 
-class BatchFailed(Exception):
+
+class BatchFailed(ClientError):
     """The model failed on the batch this item was in."""
 
+    code, message, http_status = "internal", "The model could not classify this snapshot.", 500
 
-class QueueClosed(Exception):
+
+class QueueClosed(ClientError):
     """The queue is shutting down and takes no new work."""
+
+    code, message, http_status = "shutting_down", "The server is shutting down.", 503
 
 
 @dataclass(frozen=True)

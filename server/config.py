@@ -1,56 +1,153 @@
-"""Settings shared by the CLI, the app factory and the tests."""
+"""Settings: one dataclass field per setting, and from each field one CLI flag and one
+`DIGITSTREAM_*` environment variable, with the help text kept beside the field.
+
+`options(...)` is shared by every command: `serve` reads `Settings`, `train` its own dataclass.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 ENV_PREFIX = "DIGITSTREAM_"
 MIB = 1024 * 1024
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-@dataclass(frozen=True)
+def bundled_web_dir() -> Path:
+    """The page's files: inside the package when installed from a wheel, beside it in a checkout."""
+    package = Path(__file__).resolve().parent
+    return package / "web" if (package / "web").is_dir() else package.parent / "web"
+
+
+T = TypeVar("T")
+
+
+def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
+           choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+    """A settings field: its default, its `--help` text, and how to read it from text when its
+    type alone does not say (a positive number, a list)."""
+    metadata = {"help": help, "parse": parse, "choices": choices, "metavar": metavar}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple for a sequence default")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip().rstrip("/") for item in text.split(",") if item.strip())
+
+
+def parser_for(cls: type, name: str) -> Callable[[str], Any]:
+    """How one field is read from a flag or an environment variable."""
+    spec = {field.name: field for field in dataclasses.fields(cls)}[name]
+    if spec.metadata.get("parse"):
+        return spec.metadata["parse"]
+    hint = typing.get_type_hints(cls)[name]
+    if hint in (int, float, str):
+        return hint
+    if hint is Path:
+        return Path
+    if hint == Path | None:
+        return optional_path
+    if hint == tuple[str, ...]:
+        return comma_list
+    raise TypeError(f"{cls.__name__}.{name}: say how to parse {hint} with option(parse=...)")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
+    """`cls` with every field whose `DIGITSTREAM_*` variable is set read from it."""
+    environ = os.environ if environ is None else environ
+    values = {
+        field.name: parser_for(cls, field.name)(environ[env_name(field.name)])
+        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
+        if env_name(field.name) in environ
+    }
+    return cls(**values)
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, environ: Mapping[str, str] | None = None) -> None:
+    """One flag per field; each defaults to its environment variable, then to the field's default."""
+    defaults: Any = from_env(cls, environ)
+    for field in dataclasses.fields(cls):
+        default = getattr(defaults, field.name)
+        shown = "off" if default is None else ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=parser_for(cls, field.name),
+            default=default,
+            choices=field.metadata.get("choices"),
+            metavar=field.metadata.get("metavar"),
+            help=f"{field.metadata['help']} [{env_name(field.name)}] ({shown or 'none'})".replace("%", "%%"),
+        )
+
+
+def from_args(cls: type[T], args: argparse.Namespace) -> T:
+    return cls(**{field.name: getattr(args, field.name) for field in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    model: Path | None = None  # None: the bundled model
-    max_batch_size: int = 32
-    max_batch_wait_ms: float = 2.0
-    max_message_bytes: int = MIB
-    max_pending_http: int = 64
-    allowed_origins: tuple[str, ...] = ()  # empty: same origin only; "*": any
-    send_timeout_s: float = 10.0
-    save_inputs: Path | None = None
-    room_idle_minutes: float = 30.0
-    room_max_students: int = 100
-    log_level: str = "info"
-    web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
+    host: str = option("127.0.0.1", "interface to listen on")
+    port: int = option(8000, "TCP port")
+    model: Path | None = option(None, "Keras model file; unset: the bundled one", metavar="FILE")
+    max_batch_size: int = option(32, "most snapshots the model sees in one batch", parse=positive_int)
+    max_batch_wait_ms: float = option(2.0, "how long a batch waits for more snapshots after its first")
+    max_message_bytes: int = option(
+        MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int
+    )
+    max_text_bytes: int = option(
+        4096, "largest text (control) frame in bytes, checked before it is parsed; larger close with 1009",
+        parse=positive_int,
+    )
+    max_pending_http: int = option(
+        64, "POST /api/classify requests in flight before answering 503", parse=positive_int
+    )
+    allowed_origins: tuple[str, ...] = option(
+        (), "comma-separated browser origins allowed besides the page's own; '*' allows any"
+    )
+    send_timeout_s: float = option(
+        10.0, "seconds a send may wait on a client that stopped reading before it is dropped", parse=positive_float
+    )
+    save_inputs: Path | None = option(
+        None, "write the 28x28 images the model is given to DIR as PNGs, rate-limited, for troubleshooting",
+        metavar="DIR",
+    )
+    room_idle_minutes: float = option(
+        30.0, "close a classroom after this many minutes without activity", parse=positive_float
+    )
+    room_max_students: int = option(100, "students one classroom admits", parse=positive_int)
+    log_level: str = option("info", "how much the server logs", choices=LOG_LEVELS)
+    web_dir: Path = option(bundled_web_dir(), "the page's files", metavar="DIR")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `DIGITSTREAM_*` variables, for `uvicorn --factory server.app:create_app`."""
-        environ = os.environ if environ is None else environ
-        values = {}
-        for spec in fields(cls):
-            raw = environ.get(ENV_PREFIX + spec.name.upper())
-            if raw is not None:
-                values[spec.name] = parse_setting(spec.name, raw)
-        return cls(**values)
-
-
-def parse_setting(name: str, raw: str) -> object:
-    default = getattr(Settings(), name)
-    if name in ("model", "save_inputs", "web_dir"):
-        return Path(raw) if raw else None
-    if name == "allowed_origins":
-        return parse_origins(raw)
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    return raw
-
-
-def parse_origins(raw: str) -> tuple[str, ...]:
-    return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+        return from_env(cls, environ)

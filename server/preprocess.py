@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from server.errors import ClientError
+
 # 2048×2048: room for a full-screen canvas on a high-DPI display. Decoding is the one cost
 # that grows with the image, so this also bounds what one hostile frame costs (~0.2 s of CPU).
 MAX_PIXELS: int = 2048 * 2048
@@ -67,16 +69,13 @@ _FORMATS = ("PNG", "JPEG", "WEBP")
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-class BadImage(ValueError):
-    """Raised for input that cannot be used.
-
-    `code` is "bad_image" or "too_large"; `str(err)` is a fixed sentence that is
-    safe to show a client.
-    """
+class BadImage(ClientError):
+    """Raised for input that cannot be used; `code` is "bad_image" or "too_large"."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = 413 if code == "too_large" else 400
 
 
 def _unreadable() -> BadImage:

@@ -4,6 +4,7 @@ set of open connections that a graceful shutdown drains."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,19 @@ from server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# A shutdown answers in-flight snapshots for up to DRAIN_TIMEOUT_S, then spends up to
+# CLOSE_TIMEOUT_S closing each socket; uvicorn's own deadline sits above both, so the drain
+# always finishes first and the whole shutdown stays within SHUTDOWN_TIMEOUT_S.
 DRAIN_TIMEOUT_S = 3.0
+CLOSE_TIMEOUT_S = 1.0
+SHUTDOWN_TIMEOUT_S = 5
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    SERVING = "serving"
+    DRAINING = "draining"
+    STOPPED = "stopped"
 
 
 def model_predictor(path: Path | None) -> Callable[[], Predictor]:
@@ -42,8 +55,8 @@ class Service:
             metrics=self.metrics,
         )
         recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
-        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder and recorder.record)
-        self.closing = False
+        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder.record if recorder else None)
+        self.state = State.STARTING
         self.http_in_flight = 0
         self._drainers: set[Callable[[], Awaitable[None]]] = set()
 
@@ -53,7 +66,13 @@ class Service:
         # TensorFlow leaves ~300k long-lived objects; a full collection walking them stalls
         # every thread for ~200 ms, which was the whole latency tail. They never die.
         gc.freeze()
+        self.state = State.SERVING
         logger.info("model ready; batch buckets %s", self.queue.buckets)
+
+    @property
+    def accepting(self) -> bool:
+        """False once a shutdown has begun: new connections and snapshots are refused."""
+        return self.state is State.SERVING
 
     def track(self, drain: Callable[[], Awaitable[None]]) -> Callable[[], None]:
         """Register an open connection's drain coroutine; returns the function that forgets it."""
@@ -67,13 +86,22 @@ class Service:
         return forget
 
     async def drain(self) -> None:
-        """Refuse new connections, answer what is in flight, close every socket with 1001."""
-        self.closing = True
-        drains = [drain() for drain in list(self._drainers)]
-        if drains:
-            await asyncio.wait_for(asyncio.gather(*drains, return_exceptions=True), DRAIN_TIMEOUT_S + 1)
+        """Refuse new connections, answer what is in flight, close every socket with 1001.
+        Called by the server before uvicorn's own shutdown and again by the lifespan, where
+        it finds nothing left to do; it never raises, so the lifespan's shutdown always runs."""
+        if self.state in (State.DRAINING, State.STOPPED):
+            return
+        self.state = State.DRAINING
+        drains = [asyncio.ensure_future(drain()) for drain in list(self._drainers)]
+        if not drains:
+            return
+        _, late = await asyncio.wait(drains, timeout=DRAIN_TIMEOUT_S + CLOSE_TIMEOUT_S)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning("%d connection(s) did not close in time during shutdown", len(late))
 
     def stop(self) -> None:
-        self.closing = True
+        self.state = State.STOPPED
         self.queue.close()
         self.classifier.close()

@@ -15,14 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from server import protocol
-from server.batching import BatchFailed, Overloaded, QueueClosed
 from server.classifier import Classification, Classifier
+from server.errors import ClientError
 from server.metrics import Metrics
-from server.preprocess import BadImage
 
 logger = logging.getLogger(__name__)
 
-EXPECTED_FAILURES = (BadImage, Overloaded, BatchFailed, QueueClosed)
 Send = Callable[[str], Awaitable[None]]
 AnswerListener = Callable[[int, Classification], None]
 
@@ -81,12 +79,12 @@ class SnapshotStream:
     async def _answer(self, snapshot: Snapshot) -> None:
         try:
             result = await self._classifier.classify(snapshot.data)
-        except EXPECTED_FAILURES as failure:
+        except ClientError as failure:
             await self._fail(snapshot, failure)
             return
-        except Exception as failure:
+        except Exception:
             logger.exception("classifying snapshot %d failed", snapshot.seq)
-            await self._fail(snapshot, failure)
+            await self._fail(snapshot, ClientError())
             return
         total_s = time.perf_counter() - snapshot.received_at
         await self._send(protocol.prediction(snapshot.seq, result, total_s * 1000))
@@ -95,7 +93,6 @@ class SnapshotStream:
         for listener in self._listeners:
             listener(snapshot.seq, result)
 
-    async def _fail(self, snapshot: Snapshot, failure: Exception) -> None:
-        code, message = protocol.describe_failure(failure)
-        self._metrics.errors.labels(code).inc()
-        await self._send(protocol.error(code, message, snapshot.seq))
+    async def _fail(self, snapshot: Snapshot, failure: ClientError) -> None:
+        self._metrics.errors.labels(failure.code).inc()
+        await self._send(protocol.error(failure, snapshot.seq))

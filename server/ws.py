@@ -1,125 +1,126 @@
-"""`WS /ws`: a connection's frames in, its stream's answers out (docs/protocol.md)."""
+"""`WS /ws`: a connection's frames in, its stream's answers out (docs/protocol.md).
+
+Binary frames are snapshots; text frames are JSON control messages. `clear` and `ping` are
+the stream's own; add-ons (the classroom) register more per connection through `Session`s,
+so this module knows nothing of what they do.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
+from starlette.websockets import WebSocket
 
-from server import protocol
-from server.classroom.student import CONTROLS as ROOM_CONTROLS
-from server.classroom.student import Student
-from server.service import DRAIN_TIMEOUT_S, Service
+from server.classifier import Classification
+from server.connection import Close, Socket, accept, parse_json_object, run_until_first_ends
+from server.errors import BadMessage
+from server.service import DRAIN_TIMEOUT_S
 from server.stream import SnapshotStream
 
-logger = logging.getLogger(__name__)
-
-# Sending to a client that has just gone raises any of these; none is a server fault.
-CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError, TimeoutError)
-CLOSE_TIMEOUT_S = 1.0
+ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
+AnswerListener = Callable[[int, Classification], None]
 
 
-def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
-    """Browsers always send Origin; tools that send none are not cross-site pages."""
-    origin = websocket.headers.get("origin")
-    if origin is None or "*" in allowed:
-        return True
-    if origin.rstrip("/") in allowed:
-        return True
-    return urlsplit(origin).netloc == websocket.headers.get("host")
+class Session(Protocol):
+    """What an add-on keeps for one /ws connection."""
+
+    def controls(self) -> Mapping[str, ControlHandler]:
+        """The control message types it answers, by `type`."""
+        ...
+
+    def close(self) -> None:
+        """The connection has ended."""
+        ...
+
+
+SessionFactory = Callable[["Connection"], Session]
 
 
 class Connection:
-    """Reads frames, feeds binary snapshots to a SnapshotStream, answers control messages.
-    Every send goes through one lock with a timeout, so a client that never reads is
-    dropped instead of holding memory or a task forever."""
+    def __init__(self, socket: Socket, sessions: Sequence[SessionFactory]) -> None:
+        self.socket = socket
+        self.address = socket.address
+        service = socket.service
+        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics)
+        self._controls: dict[str, ControlHandler] = {"clear": self._clear, "ping": self._pong}
+        self._ended = asyncio.Event()
+        self._sessions = [make(self) for make in sessions]
+        for session in self._sessions:
+            self._controls.update(session.controls())
+        self._bad_message = BadMessage(
+            'A text frame must be a JSON object whose "type" is one of: '
+            + ", ".join(sorted(self._controls)) + " (docs/protocol.md)."
+        )
 
-    def __init__(self, websocket: WebSocket, service: Service) -> None:
-        self.websocket = websocket
-        self.service = service
-        self.stream = SnapshotStream(service.classifier, self.send, service.metrics)
-        self._send_lock = asyncio.Lock()
-        address = websocket.client.host if websocket.client else "unknown"
-        self.student = Student(websocket.app.state.classroom, self.send, self.stream, address)
-
-    async def serve(self) -> None:
-        forget = self.service.track(self.drain)
-        receiving = asyncio.create_task(self._receive_until_closed(), name="digitstream-receive")
-        answering = asyncio.create_task(self.stream.run(), name="digitstream-stream")
-        try:
-            await asyncio.wait({receiving, answering}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            forget()
-            self.student.leave()
-            receiving.cancel()
-            answering.cancel()
-            outcomes = await asyncio.gather(receiving, answering, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, Exception) and not isinstance(outcome, CLIENT_GONE):
-                logger.error("a connection failed", exc_info=outcome)
+    # -- what sessions use -------------------------------------------------------------
 
     async def send(self, text: str) -> None:
+        await self.socket.send(text)
+
+    def clear(self) -> None:
+        """Drop the waiting snapshot; the one already being classified is still answered."""
+        self._stream.clear()
+
+    def on_answer(self, listener: AnswerListener) -> None:
+        """Call `listener(seq, classification)` after each prediction is sent."""
+        self._stream.add_listener(listener)
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        service = self.socket.service
+        forget = service.track(self.drain)
         try:
-            async with asyncio.timeout(self.service.settings.send_timeout_s):
-                async with self._send_lock:
-                    await self.websocket.send_text(text)
-        except TimeoutError:
-            logger.info("dropping a client that stopped reading")
-            await self._close(protocol.CLOSE_POLICY_VIOLATION)
-            raise
+            await run_until_first_ends(
+                "stream", self._receive_until_closed(), self._stream.run(), self._ended.wait()
+            )
+        finally:
+            forget()
+            for session in self._sessions:
+                session.close()
 
     async def drain(self) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.stream.drained(), DRAIN_TIMEOUT_S)
-        await self._close(protocol.CLOSE_GOING_AWAY)
+        """Answer what is in flight, close with 1001, and end even if a send is stuck on a
+        client that stopped reading."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stream.drained(), DRAIN_TIMEOUT_S)
+        await self.socket.close(Close.GOING_AWAY)
+        self._ended.set()
 
     async def _receive_until_closed(self) -> None:
-        max_bytes = self.service.settings.max_message_bytes
-        while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data, text = message.get("bytes"), message.get("text")
-            if data is not None:
-                if len(data) > max_bytes:
-                    await self._close(protocol.CLOSE_MESSAGE_TOO_BIG)
-                    return
-                if not self.service.closing:
-                    self.stream.push(data)
-            elif text is not None:
-                await self._control(text)
+        while (frame := await self.socket.receive()) is not None:
+            if isinstance(frame, bytes):
+                if self.socket.service.accepting:
+                    self._stream.push(frame)
+            else:
+                await self._control(frame)
 
     async def _control(self, text: str) -> None:
         try:
-            message = protocol.parse_control(text)
-        except protocol.BadMessage as bad:
-            self.service.metrics.errors.labels("bad_message").inc()
-            await self.send(protocol.error("bad_message", str(bad)))
+            message = parse_json_object(text)
+            kind = message.get("type")
+            handler = self._controls.get(kind) if isinstance(kind, str) else None
+            if handler is None:
+                raise BadMessage()
+        except BadMessage:
+            await self.socket.send_error(self._bad_message)
             return
-        if message["type"] == "clear":
-            self.stream.clear()
-        elif message["type"] in ROOM_CONTROLS:
-            await self.student.control(message)
-        else:
-            await self.send(protocol.pong(message))
+        await handler(message)
 
-    async def _close(self, code: int) -> None:
-        if self.websocket.application_state == WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await self.websocket.close(code)
+    async def _clear(self, message: dict[str, Any]) -> None:
+        self._stream.clear()
+
+    async def _pong(self, message: dict[str, Any]) -> None:
+        await self.socket.send_json({"type": "pong", "t": message.get("t")})
 
 
-async def stream_endpoint(websocket: WebSocket) -> None:
-    service: Service = websocket.app.state.service
-    if not origin_allowed(websocket, service.settings.allowed_origins):
-        await websocket.close(protocol.CLOSE_POLICY_VIOLATION)
-        return
-    await websocket.accept()
-    if service.closing:
-        await websocket.close(protocol.CLOSE_GOING_AWAY)
-        return
-    await Connection(websocket, service).serve()
+def stream_endpoint(sessions: Sequence[SessionFactory] = ()) -> Callable[[WebSocket], Awaitable[None]]:
+    async def endpoint(websocket: WebSocket) -> None:
+        socket = await accept(websocket)
+        if socket is not None:
+            await Connection(socket, sessions).serve()
+
+    return endpoint

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
-import uvicorn
 
 from server.app import create_app
 from server.batching import Predictor
-from server.cli import DrainingServer
+from server.cli import DrainingServer, uvicorn_config
 from server.config import Settings
 from server.service import Service, model_predictor
 from tests.support import STARTUP_TIMEOUT_S, free_port
@@ -72,15 +71,9 @@ class InProcessServer:
         self.settings = replace(settings or Settings(), port=free_port())
         self.service = Service(self.settings, load_predictor)
         self.errors = ErrorRecords()
-        config = uvicorn.Config(
-            create_app(self.settings, self.service),
-            host="127.0.0.1",
-            port=self.settings.port,
-            ws_max_size=self.settings.max_message_bytes,
-            timeout_graceful_shutdown=5,
-            log_config=None,  # keep uvicorn's records flowing to the root logger and `errors`
-        )
-        self.server = DrainingServer(config, drain=self.service.drain)
+        # log_config=None: keep uvicorn's records flowing to the root logger and `errors`
+        config = uvicorn_config(create_app(self.settings, self.service), self.settings, log_config=None)
+        self.server = DrainingServer(config, self.service)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.serve(),),
                                         name="in-process-server", daemon=True)

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from server.config import Settings
 from tests.support import ServerProcess, canvas_png, holdout
 
 FRAMES = int(os.environ.get("DIGITSTREAM_FUZZ_FRAMES", "10000"))
@@ -158,7 +159,9 @@ bursts = st.lists(frames, min_size=BURST[0], max_size=BURST[1])
 # -- the client -----------------------------------------------------------------------------------
 
 def expected_reply(text: str) -> tuple[str, Any]:
-    """What docs/protocol.md promises for a text frame: ("none"|"pong"|"join"|"bad_message", pong's t)."""
+    """What docs/protocol.md promises for a text frame: ("none"|"pong"|"join"|"bad_message"|"too_large", pong's t)."""
+    if len(text) > Settings().max_text_bytes:
+        return "too_large", None
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):

@@ -37,4 +37,5 @@ def new_secret() -> str:
 
 def secret_matches(expected: str, given: object) -> bool:
     """Constant-time, so the answer's timing says nothing about how much of a guess was right."""
-    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+    # surrogatepass: a lone surrogate is a wrong secret, not an encoding error
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

@@ -76,10 +76,10 @@ class Seat:
         self.deliver = deliver
 
     def update(self, result: Classification) -> None:
-        self.room._update(self, result)
+        self.room.update(self, result)
 
     def leave(self) -> None:
-        self.room._leave(self.tile.id)
+        self.room.leave(self.tile.id)
 
 
 class Room:
@@ -150,7 +150,7 @@ class Room:
             return False
         seat.deliver(messages.removed())
         self._touch()
-        self._leave(student)
+        self.leave(student)
         return True
 
     def close(self, reason: str = "closed") -> None:
@@ -163,7 +163,7 @@ class Room:
             watch.closed = reason
             watch.mark()
 
-    def _update(self, seat: Seat, result: Classification) -> None:
+    def update(self, seat: Seat, result: Classification) -> None:
         if self._seats.get(seat.tile.id) is not seat:
             return
         tile = seat.tile
@@ -171,7 +171,7 @@ class Room:
         self._touch()
         self._changed(tile.id)
 
-    def _leave(self, student: str) -> None:
+    def leave(self, student: str) -> None:
         if self._seats.pop(student, None) is None:
             return
         self._touch()

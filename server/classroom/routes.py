@@ -4,9 +4,7 @@ dashboard page, and `/ws/teacher`, whose first message must carry the room's sec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
-import json
 import math
 from typing import Any
 
@@ -17,12 +15,12 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server import protocol
-from server.classroom.dashboard import Dashboard, close
+from server.classroom.dashboard import Dashboard
 from server.classroom.rooms import Room, TooManyRooms
 from server.classroom.service import Classroom
 from server.config import Settings
-from server.ws import origin_allowed
+from server.connection import CLIENT_GONE, Close, Socket, accept, parse_json_object
+from server.errors import BadMessage, Refusal
 
 AUTH_TIMEOUT_S = 10.0
 NO_STORE = {"Cache-Control": "no-store"}
@@ -100,53 +98,50 @@ def qr_svg(text: str) -> bytes:
     return buffer.getvalue()
 
 
+UNAUTHORIZED = Refusal("unauthorized", "That room code and secret do not open a dashboard.")
+NOT_AUTH = Refusal("unauthorized", 'The first message must be {"type": "auth", "room": …, "secret": …}.')
+GUESSING_REFUSED = Refusal("rate_limited", "Too many wrong codes or secrets from this network; wait a minute.")
+
+
 async def teacher_endpoint(websocket: WebSocket) -> None:
-    if not origin_allowed(websocket, settings_of(websocket).allowed_origins):
-        await websocket.close(protocol.CLOSE_POLICY_VIOLATION)
+    socket = await accept(websocket)
+    if socket is None:
         return
-    await websocket.accept()
-    service = websocket.app.state.service
-    if service.closing:
-        await close(websocket, protocol.CLOSE_GOING_AWAY)
+    try:
+        room = await authenticate(socket)
+    except CLIENT_GONE:
         return
-    room = await authenticate(websocket)
     if room is None:
-        await close(websocket)
+        await socket.close(Close.POLICY_VIOLATION)
         return
-    await Dashboard(websocket, room, join_url(websocket.base_url, room.code), service).serve()
+    await Dashboard(socket, room, join_url(websocket.base_url, room.code)).serve()
 
 
-async def authenticate(websocket: WebSocket) -> Room | None:
+async def authenticate(socket: Socket) -> Room | None:
     """Reads `{"type": "auth", "room": CODE, "secret": SECRET}`; answers an error and returns None otherwise."""
-    classroom, address = classroom_of(websocket), address_of(websocket)
-    message = await first_message(websocket)
+    classroom, address = classroom_of(socket.websocket), socket.address
+    message = await first_message(socket)
     if message is None or message.get("type") != "auth":
-        await send_error(websocket, "unauthorized", 'The first message must be {"type": "auth", "room": …, "secret": …}.')
+        await socket.send_error(NOT_AUTH)
         return None
     if classroom.guessing_refused(address):
-        await send_error(websocket, "rate_limited", "Too many wrong codes or secrets from this network; wait a minute.")
+        await socket.send_error(GUESSING_REFUSED)
         return None
     room = classroom.rooms.get(message.get("room"))
     if room is None or not room.authenticate(message.get("secret")):
         classroom.wrong_guess(address)
-        await send_error(websocket, "unauthorized", "That room code and secret do not open a dashboard.")
+        await socket.send_error(UNAUTHORIZED)
         return None
     return room
 
 
-async def first_message(websocket: WebSocket) -> dict[str, Any] | None:
+async def first_message(socket: Socket) -> dict[str, Any] | None:
     try:
         async with asyncio.timeout(AUTH_TIMEOUT_S):
-            message = await websocket.receive()
-        parsed = json.loads(message.get("text") or "null")
-    except (TimeoutError, ValueError, RecursionError):
+            frame = await socket.receive()
+        return parse_json_object(frame) if isinstance(frame, str) else None
+    except (TimeoutError, BadMessage):
         return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-async def send_error(websocket: WebSocket, code: str, message: str) -> None:
-    with contextlib.suppress(Exception):
-        await websocket.send_text(json.dumps({"type": "error", "code": code, "message": message}))
 
 
 ROUTES = [

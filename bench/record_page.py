@@ -1,0 +1,231 @@
+"""Record the frames the real page streams while digits are drawn on it.
+
+Drives the page in Debian's Chromium with pointer events (mouse down, moves, up), against a
+real server, and keeps every binary frame the page sends over `/ws`: the 128 px PNGs exactly
+as the page streams them, one list per stroke (its last frame is the pen-up snapshot).
+
+    .venv/bin/python bench/record_page.py            # rewrite bench/data/page_frames.npz
+
+`record_strokes` is the reusable part: any list of strokes, in pad units, in; the frames out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from playwright.sync_api import Page, WebSocket, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import itertools
+
+from tests.support import ServerProcess
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+VIEWPORT = {"width": 1280, "height": 800}
+WAIT_MS = 30_000
+FIXTURE = Path(__file__).resolve().parent / "data" / "page_frames.npz"
+# A person's pen covers the pad in about a second: a move every ~1.5% of it, ~12 ms apart.
+SPACING = 0.015
+MOVE_INTERVAL_S = 0.012
+
+Point = tuple[float, float]
+Stroke = list[Point]
+
+
+class PageRecorder:
+    """One page on one server; `draw` draws a digit and returns its frames stroke by stroke."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self._frames: list[tuple[float, bytes]] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, websocket: WebSocket) -> None:
+        websocket.on("framesent", self._sent)
+
+    def _sent(self, payload: bytes | str) -> None:
+        if isinstance(payload, bytes):
+            self._frames.append((time.perf_counter(), payload))
+
+    def draw(self, strokes: list[Stroke]) -> list[list[bytes]]:
+        """Clear the pad, draw `strokes` (pad units), and return each stroke's frames."""
+        self._clear()
+        recorded = []
+        for stroke in strokes:
+            self._frames.clear()
+            self._stroke(stroke)
+            self.page.wait_for_function("window.digitstream.settled", timeout=WAIT_MS)
+            recorded.append([frame for _, frame in self._frames])
+        return recorded
+
+    def _clear(self) -> None:
+        if self.page.evaluate("window.digitstream.strokeCount") == 0:
+            return
+        self.page.keyboard.press("Escape")
+        self.page.wait_for_function("window.digitstream.settled && window.digitstream.strokeCount === 0",
+                                    timeout=WAIT_MS)
+
+    def _stroke(self, stroke: Stroke) -> None:
+        box = self.page.locator("#pad").bounding_box()
+        assert box is not None
+
+        def screen(point: Point) -> Point:
+            return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
+
+        points = densify(stroke)
+        self.page.mouse.move(*screen(points[0]))
+        self.page.mouse.down()
+        moment = time.perf_counter()
+        for point in points[1:]:
+            moment += MOVE_INTERVAL_S
+            time.sleep(max(0.0, moment - time.perf_counter()))
+            self.page.mouse.move(*screen(point))
+        self.page.mouse.up()
+
+
+@contextmanager
+def recorder(base_url: str) -> Iterator[PageRecorder]:
+    """A page of the server at `base_url` in a headless Chromium, connected and ready to draw."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            recording = PageRecorder(page)
+            page.goto(base_url.rstrip("/") + "/")
+            page.wait_for_function("window.digitstream.state === 'connected'", timeout=WAIT_MS)
+            yield recording
+        finally:
+            browser.close()
+
+
+def record_strokes(base_url: str, strokes: list[list[tuple[float, float]]]) -> list[bytes]:
+    """Every binary frame the page sends while `strokes` (fractions of the pad) are drawn, in order."""
+    with recorder(base_url) as recording:
+        return [frame for stroke in recording.draw(strokes) for frame in stroke]
+
+
+def densify(stroke: Stroke, spacing: float = SPACING) -> Stroke:
+    """Points about every `spacing` of the pad, as a mouse reports them while it moves."""
+    dense = [stroke[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
+        steps = max(1, round(math.hypot(x1 - x0, y1 - y0) / spacing))
+        dense += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
+    return dense
+
+
+# ---- The digits drawn for the fixture: one template per digit, varied like people vary ----------
+
+
+def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 24) -> Stroke:
+    """From angle `start` to `end` (turns, 0 = top, clockwise on screen)."""
+    return [(cx + rx * math.sin(2 * math.pi * t), cy - ry * math.cos(2 * math.pi * t))
+            for t in (start + (end - start) * i / n for i in range(n + 1))]
+
+
+TEMPLATES: dict[int, list[Stroke]] = {
+    0: [arc(0.5, 0.5, 0.19, 0.3, 0.0, -1.08, 48)],
+    1: [[(0.53, 0.2), (0.47, 0.8)]],
+    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.63, 0.44),
+         (0.5, 0.57), (0.31, 0.79), (0.71, 0.79)]],
+    3: [[(0.33, 0.25), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.61, 0.41), (0.47, 0.47),
+         (0.62, 0.53), (0.68, 0.65), (0.62, 0.77), (0.48, 0.81), (0.32, 0.76)]],
+    4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
+    5: [[(0.66, 0.2), (0.38, 0.2), (0.35, 0.46)] + arc(0.5, 0.62, 0.18, 0.18, -0.2, 0.55, 20)],
+    6: [[(0.62, 0.18), (0.5, 0.27), (0.4, 0.42)] + arc(0.5, 0.64, 0.16, 0.16, -0.25, -1.2, 32)],
+    7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
+    8: [[(0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t)) for t in (2 * math.pi * i / 64 for i in range(65))]],
+    9: [arc(0.5, 0.36, 0.16, 0.16, 0.25, -0.8, 32) + [(0.66, 0.36), (0.62, 0.82)]],
+}
+
+
+def varied(strokes: list[Stroke], rng: random.Random) -> list[Stroke]:
+    """The template scaled, slanted, rotated and moved a little, each point a little off."""
+    scale, aspect = rng.uniform(0.75, 1.15), rng.uniform(0.85, 1.15)
+    angle, slant = rng.uniform(-0.15, 0.15), rng.uniform(-0.25, 0.1)
+    dx, dy = rng.uniform(-0.08, 0.08), rng.uniform(-0.06, 0.06)
+    cos, sin = math.cos(angle), math.sin(angle)
+
+    def move(point: Point) -> Point:
+        x, y = (point[0] - 0.5) * scale * aspect, (point[1] - 0.5) * scale
+        x += slant * y
+        x, y = cos * x - sin * y, sin * x + cos * y
+        return (min(0.98, max(0.02, 0.5 + dx + x + rng.gauss(0, 0.004))),
+                min(0.98, max(0.02, 0.5 + dy + y + rng.gauss(0, 0.004))))
+
+    return [[move(point) for point in stroke] for stroke in strokes]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """Frames of drawn digits, stroke by stroke: what bench/ replays."""
+
+    strokes: list[list[bytes]]
+    labels: list[int]  # the digit each stroke belongs to
+    drawings: list[int]  # which drawing each stroke belongs to
+
+    def save(self, path: Path) -> None:
+        frames = [frame for stroke in self.strokes for frame in stroke]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            data=np.frombuffer(b"".join(frames), np.uint8),
+            frame_ends=np.cumsum([len(frame) for frame in frames]),
+            stroke_ends=np.cumsum([len(stroke) for stroke in self.strokes]),
+            labels=np.array(self.labels, np.int8),
+            drawings=np.array(self.drawings, np.int32),
+        )
+
+    @classmethod
+    def load(cls, path: Path = FIXTURE) -> Recording:
+        with np.load(path) as stored:
+            data = stored["data"].tobytes()
+            frame_ends = stored["frame_ends"].tolist()
+            stroke_ends = stored["stroke_ends"].tolist()
+            labels, drawings = stored["labels"].tolist(), stored["drawings"].tolist()
+        frames = [data[start:end] for start, end in zip([0, *frame_ends], frame_ends)]
+        strokes = [frames[start:end] for start, end in zip([0, *stroke_ends], stroke_ends)]
+        return cls(strokes, labels, drawings)
+
+
+def record_fixture(base_url: str, per_digit: int, seed: int) -> Recording:
+    rng = random.Random(seed)
+    strokes, labels, drawings = [], [], []
+    with recorder(base_url) as recording:
+        for drawing in range(per_digit * 10):
+            digit = drawing % 10
+            for frames in recording.draw(varied(TEMPLATES[digit], rng)):
+                strokes.append(frames)
+                labels.append(digit)
+                drawings.append(drawing)
+    return Recording(strokes, labels, drawings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-digit", type=int, default=8, help="drawings of each digit (8)")
+    parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=FIXTURE)
+    args = parser.parse_args()
+    server = ServerProcess().start()
+    try:
+        recording = record_fixture(server.base_url, args.per_digit, args.seed)
+    finally:
+        server.stop()
+    recording.save(args.out)
+    frames = sum(len(stroke) for stroke in recording.strokes)
+    print(f"{len(recording.strokes)} strokes, {frames} frames, {args.out.stat().st_size / 1e6:.1f} MB in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
