@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -63,23 +64,26 @@ def test_batches_differ_between_epochs_but_repeat_across_runs() -> None:
 
 @pytest.mark.slow  # Builds and traces the training step twice: minutes on 2 busy cores.
 def test_training_is_deterministic_given_the_seed() -> None:
-    parser = argparse.ArgumentParser()
-    train.add_train_arguments(parser)
-    args = parser.parse_args(["--epochs", "1", "--batch-size", "32", "--verbose", "0"])
+    options = train.TrainOptions(epochs=1, batch_size=32, verbose=0)
     with np.load(SMALL_NPZ) as small:
         x, y = small["x_train"][:64], small["y_train"][:64]
     no_validation = (x[:0], y[:0])
-    first, again = (train.train_model(x, y, no_validation, args) for _ in range(2))
+    first, again = (train.train_model(x, y, no_validation, options) for _ in range(2))
     for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_flags_have_help_and_environment_fallbacks(monkeypatch) -> None:
+def test_every_option_has_a_flag_with_help_and_an_environment_variable(monkeypatch) -> None:
     monkeypatch.setenv("DIGITSTREAM_EPOCHS", "3")
+    monkeypatch.setenv("DIGITSTREAM_DRAWN_DIGITS", "7")
     parser = argparse.ArgumentParser()
     train.add_train_arguments(parser)
-    args = parser.parse_args([])
-    assert args.epochs == 3 and args.data_source == "auto"
-    assert all(action.help for action in parser._actions)
+    options = train.TrainOptions(**vars(parser.parse_args([])))
+    assert options.epochs == 3 and options.drawn_digits == 7 and options.data_source == "auto"
+    flags = {action.dest: action for action in parser._actions if action.dest != "help"}
+    assert set(flags) == {field.name for field in dataclasses.fields(train.TrainOptions)}
+    assert all("DIGITSTREAM_" + name.upper() in action.help for name, action in flags.items())
     with pytest.raises(SystemExit):
         parser.parse_args(["--data-source", "floppy"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--verbose", "3"])
