@@ -387,6 +387,6 @@ def synthesize(count: int, seed: int, split: Split = Split.TRAIN) -> tuple[np.nd
         options = by_digit[digit]
         drawing, pen_width = write(options[rng.integers(len(options))], rng)
         prepared = preprocess_array(render_snapshot(drawing, pen_width))
-        if not prepared.empty:
+        if prepared.preview is not None:
             images[i] = prepared.preview
     return images, labels

@@ -75,7 +75,7 @@ def test_drawn_digits_of_every_variant_through_the_server_preprocessing(predicto
     predicted = predictor(drawnset.model_inputs(drawnset.snapshots(digits))).argmax(axis=1)
     overall = drawnset.score(labels, predicted)
     assert overall.accuracy >= MIN_DRAWN_ACCURACY, f"drawn set {overall}"
-    by_digit = {d: drawnset.score(labels[labels == d], predicted[labels == d]) for d in range(10)}
+    by_digit = {f"digit {d}": drawnset.score(labels[labels == d], predicted[labels == d]) for d in range(10)}
     by_variant = {v.label: s for v, s in drawnset.scores_by_variant(variants, predicted).items()}
     low = {name: str(s) for name, s in {**by_digit, **by_variant}.items() if s.accuracy < MIN_DRAWN_VARIANT_ACCURACY}
     assert low == {}

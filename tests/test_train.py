@@ -82,7 +82,7 @@ def test_every_option_has_a_flag_with_help_and_an_environment_variable(monkeypat
     assert options.epochs == 3 and options.drawn_digits == 7 and options.data_source == "auto"
     flags = {action.dest: action for action in parser._actions if action.dest != "help"}
     assert set(flags) == {field.name for field in dataclasses.fields(train.TrainOptions)}
-    assert all("DIGITSTREAM_" + name.upper() in action.help for name, action in flags.items())
+    assert all("DIGITSTREAM_" + name.upper() in str(action.help) for name, action in flags.items())
     with pytest.raises(SystemExit):
         parser.parse_args(["--data-source", "floppy"])
     with pytest.raises(SystemExit):
