@@ -341,9 +341,11 @@ def render_snapshot(drawing: Sequence[Stroke], pen_width: float = PEN_WIDTH) -> 
     radius = pen_width * scale / 2
     for stroke in drawing:
         path = (_ink_path(stroke) - origin) * scale
-        if len(path) > 1:
-            draw.line([tuple(p) for p in path], fill=255, width=round(2 * radius), joint="curve")
-        for x, y in (path[0], path[-1]):  # round caps (a tap is a dot)
+        # Segment by segment, with a disc at every vertex: round caps and joins, and no gaps
+        # (Pillow's joined wide polylines leave slivers between many short segments).
+        for start, end in itertools.pairwise(path):
+            draw.line([tuple(start), tuple(end)], fill=255, width=round(2 * radius))
+        for x, y in path:
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
     return np.asarray(image.reduce(SUPERSAMPLE))
 
