@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.model import load_model  # noqa: E402
-from server.preprocess import BadImage, preprocess_bytes  # noqa: E402
+from server.model import load_model
+from server.preprocess import BadImage, preprocess_bytes
 
 
 def create_app() -> Starlette:
@@ -35,7 +35,11 @@ def create_app() -> Starlette:
         if prepared.image is None:
             return {"predicted_digit": None, "probabilities": [0.0] * 10, "empty": True}
         probabilities = model.predict(prepared.image[np.newaxis, :, :, np.newaxis], verbose=0)[0]
-        return {"predicted_digit": int(np.argmax(probabilities)), "probabilities": probabilities.tolist(), "empty": False}
+        return {
+            "predicted_digit": int(np.argmax(probabilities)),
+            "probabilities": probabilities.tolist(),
+            "empty": False,
+        }
 
     async def classify(request: Request) -> Response:
         try:

@@ -1,8 +1,8 @@
 """Classroom benchmark: 60 students drawing at 20 Hz and one teacher dashboard, on one machine.
 
 Starts its own server on a free 127.0.0.1 port (the only address it sends to), creates a
-room, and runs for a bounded time. Each student streams snapshots of a digit being drawn
-(the ink revealed over 1.5 s, as a stroke grows, then the next digit) at 20 Hz whatever the
+room, and runs for a bounded time. Each student replays the page's recorded frames
+(bench/data/page_frames.npz: digits drawn stroke by stroke in Chromium) at 20 Hz whatever the
 server does, as a page does. Student latency runs from sending a snapshot to its prediction;
 snapshots replaced by a newer one before classification (latest wins) have none. The
 dashboard counts its update messages and the tiles they carry.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sys
@@ -27,19 +26,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 import websockets
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import ServerProcess, holdout  # noqa: E402
+from bench.common import page_strokes
+from tests.support import ServerProcess
 
 MAX_STUDENTS = 100
 MAX_SECONDS = 120.0
 WARM_UP_S = 3.0
 FRAME_HZ = 20.0
-STROKE_S = 1.5
-SNAPSHOT_SIDE = 128           # the page sends at most 128 px a side
-DIGITS = 20
 
 
 @dataclass
@@ -56,25 +52,13 @@ class DashboardTally:
     per_tile: dict[str, int] = field(default_factory=dict)
 
 
-def stroke_frames(digit: np.ndarray, count: int) -> list[bytes]:
-    """PNG frames of one digit whose ink appears left to right, as if drawn."""
-    image = np.asarray(Image.fromarray(digit).resize((SNAPSHOT_SIDE, SNAPSHOT_SIDE), Image.Resampling.BILINEAR))
-    frames = []
-    for step in range(1, count + 1):
-        visible = image.copy()
-        visible[:, int(SNAPSHOT_SIDE * step / count):] = 0
-        buffer = io.BytesIO()
-        Image.fromarray(visible).save(buffer, format="PNG")
-        frames.append(buffer.getvalue())
-    return frames
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def student(url: str, room: str | None, index: int, strokes: list[list[bytes]], window: tuple[float, float],
-                  tally: Tally) -> None:
+async def student(
+    url: str, room: str | None, index: int, strokes: list[list[bytes]], window: tuple[float, float], tally: Tally
+) -> None:
     start, end = window
     async with websockets.connect(url, max_size=None) as ws:
         if room is not None:
@@ -95,7 +79,7 @@ async def student(url: str, room: str | None, index: int, strokes: list[list[byt
                     tally.errors += 1
 
         reader = asyncio.create_task(read())
-        frames = [frame for stroke in strokes[index % len(strokes):] + strokes for frame in stroke]
+        frames = [frame for stroke in strokes[index % len(strokes) :] + strokes for frame in stroke]
         # Students out of phase, spread over one frame interval, as a real class would be.
         seq, tick = 0, time.perf_counter() + (index % 60) / 60 / FRAME_HZ
         while tick < end:
@@ -106,7 +90,7 @@ async def student(url: str, room: str | None, index: int, strokes: list[list[byt
             if start <= sent_at[seq] < end:
                 tally.sent += 1
             tick += 1 / FRAME_HZ
-        await asyncio.sleep(1.0)   # let the last answers arrive
+        await asyncio.sleep(1.0)  # let the last answers arrive
         reader.cancel()
 
 
@@ -127,40 +111,55 @@ async def dashboard(url: str, room: dict, window: tuple[float, float], tally: Da
 
 
 async def run(students: int, seconds: float, solo: bool) -> None:
-    x, y = holdout()
-    picks = range(0, len(y), len(y) // DIGITS)
-    strokes = [stroke_frames(x[i], int(STROKE_S * FRAME_HZ)) for i in picks]
+    strokes = page_strokes()
     server = ServerProcess().start()
     try:
-        room = httpx.post(f"{server.base_url}/api/rooms").json()
+        room = (await asyncio.to_thread(httpx.post, f"{server.base_url}/api/rooms")).json()
         begin = time.perf_counter()
         window = (begin + WARM_UP_S, begin + WARM_UP_S + seconds)
         tally, board = Tally(), DashboardTally()
         load_before = os.getloadavg()
         code = None if solo else room["room"]
         watching = [] if solo else [dashboard(server.ws_url + "/teacher", room, window, board)]
-        await asyncio.gather(*watching, *(student(server.ws_url, code, i, strokes, window, tally) for i in range(students)))
+        await asyncio.gather(
+            *watching, *(student(server.ws_url, code, i, strokes, window, tally) for i in range(students))
+        )
         load_after = os.getloadavg()
     finally:
         server.stop()
     report(students, seconds, solo, tally, board, load_before, load_after)
 
 
-def report(students: int, seconds: float, solo: bool, tally: Tally, board: DashboardTally,
-           load_before: tuple[float, ...], load_after: tuple[float, ...]) -> None:
+def report(
+    students: int,
+    seconds: float,
+    solo: bool,
+    tally: Tally,
+    board: DashboardTally,
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+) -> None:
     latencies = tally.latencies_ms
     busiest = max(board.per_tile.values(), default=0) / seconds
     who = "drawing alone (no room)" if solo else "in one room + 1 dashboard"
-    print(f"classroom: {students} students at {FRAME_HZ:.0f} Hz {who}, {seconds:.0f} s measured, "
-          f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after")
-    print(f"  students: {tally.sent} snapshots sent, {len(latencies)} answered "
-          f"({tally.sent - len(latencies)} replaced by newer ones), {tally.errors} errors")
-    print(f"  student latency ms: p50 {percentile(latencies, 50):.1f}  p95 {percentile(latencies, 95):.1f}  "
-          f"p99 {percentile(latencies, 99):.1f}")
+    print(
+        f"classroom: {students} students at {FRAME_HZ:.0f} Hz {who}, {seconds:.0f} s measured, "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} before / {load_after[0]:.2f} after"
+    )
+    print(
+        f"  students: {tally.sent} snapshots sent, {len(latencies)} answered "
+        f"({tally.sent - len(latencies)} replaced by newer ones), {tally.errors} errors"
+    )
+    print(
+        f"  student latency ms: p50 {percentile(latencies, 50):.1f}  p95 {percentile(latencies, 95):.1f}  "
+        f"p99 {percentile(latencies, 99):.1f}"
+    )
     if solo:
         return
-    print(f"  dashboard: {board.messages / seconds:.2f} updates/s, {board.tiles / seconds:.1f} tiles/s, "
-          f"busiest tile {busiest:.2f} updates/s")
+    print(
+        f"  dashboard: {board.messages / seconds:.2f} updates/s, {board.tiles / seconds:.1f} tiles/s, "
+        f"busiest tile {busiest:.2f} updates/s"
+    )
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Server, load_average, machine, markdown_table, strokes  # noqa: E402
+from bench.common import Server, load_average, machine, markdown_table, page_strokes
 
 
 async def first_prediction(server: Server, snapshot: bytes) -> tuple[float, float]:
@@ -34,7 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="digitstream cold-start benchmark")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    snapshot = strokes(1, 128)[0][-1]
+    snapshot = page_strokes()[0][-1]
     rows = []
     for run in range(1, args.runs + 1):
         server = Server()

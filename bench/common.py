@@ -1,28 +1,29 @@
 """What the load, soak and cold-start benchmarks share: server processes on 127.0.0.1,
-drawing-like snapshots, /proc and /metrics readings, percentiles and markdown tables."""
+the page's recorded snapshots, /proc and /metrics readings, percentiles and markdown tables."""
 
 from __future__ import annotations
 
-import io
+import math
 import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 import numpy as np
-from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ServerProcess, holdout
+from bench.record_page import Recording
+from tests.support import ServerProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# The page streams at most every 40 ms; the issue's drawer: 20 Hz, 1.5 s strokes, 0.5 s pauses.
+# A simulated drawer replays the page's recorded strokes at 20 Hz (the page sends at most every
+# 40 ms), with 0.5 s pauses between strokes.
 FRAME_INTERVAL_S = 0.05
-STROKE_FRAMES = 30
 PAUSE_S = 0.5
 
 
@@ -30,7 +31,9 @@ PAUSE_S = 0.5
 class Server(ServerProcess):
     """A server child process for a benchmark: quiet, logged to a file, usable with `with`."""
 
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="digitstream-bench-", suffix=".log")[1]))
+    log_path: Path = field(
+        default_factory=lambda: Path(tempfile.mkstemp(prefix="digitstream-bench-", suffix=".log")[1])
+    )
     env: dict[str, str] = field(default_factory=lambda: {"DIGITSTREAM_LOG_LEVEL": "warning"})
 
     @property
@@ -42,7 +45,7 @@ class Server(ServerProcess):
         """Tracebacks in the server's log: any is a bug, whatever the load."""
         return self.log_text().count("Traceback")
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -94,59 +97,36 @@ class ServerCounters:
     batches: float
     batched_images: float
     coalesced: float
+    answered: float  # predictions sent, blank snapshots included
 
     @classmethod
-    def read(cls, base_url: str) -> "ServerCounters":
+    def read(cls, base_url: str) -> ServerCounters:
         values = scrape(base_url)
-        return cls(values.get("digitstream_batch_size_count", 0.0), values.get("digitstream_batch_size_sum", 0.0),
-                   values.get("digitstream_coalesced_snapshots_total", 0.0))
+        answered = sum(value for name, value in values.items() if name.startswith("digitstream_predictions_total"))
+        return cls(
+            values.get("digitstream_batch_size_count", 0.0),
+            values.get("digitstream_batch_size_sum", 0.0),
+            values.get("digitstream_coalesced_snapshots_total", 0.0),
+            answered,
+        )
 
-    def __sub__(self, other: "ServerCounters") -> "ServerCounters":
-        return ServerCounters(self.batches - other.batches, self.batched_images - other.batched_images,
-                              self.coalesced - other.coalesced)
+    def __sub__(self, other: ServerCounters) -> ServerCounters:
+        return ServerCounters(
+            self.batches - other.batches,
+            self.batched_images - other.batched_images,
+            self.coalesced - other.coalesced,
+            self.answered - other.answered,
+        )
 
     @property
     def mean_batch_size(self) -> float:
         return self.batched_images / self.batches if self.batches else float("nan")
 
 
-def png(pixels: np.ndarray, size: int) -> bytes:
-    image = Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def drawing_order(digit: np.ndarray) -> np.ndarray:
-    """The digit's ink pixels in the order a pen might visit them: a nearest-neighbour
-    walk from the topmost ink pixel."""
-    points = np.argwhere(digit > 32).astype(np.float32)
-    order = [int(np.argmin(points[:, 0] * 100 + points[:, 1]))]
-    left = np.ones(len(points), bool)
-    left[order[0]] = False
-    while left.any():
-        distances = np.where(left, ((points - points[order[-1]]) ** 2).sum(axis=1), np.inf)
-        order.append(int(np.argmin(distances)))
-        left[order[-1]] = False
-    return points[order].astype(int)
-
-
-def stroke_snapshots(digit: np.ndarray, size: int, frames: int = STROKE_FRAMES) -> list[bytes]:
-    """PNGs of `digit` being drawn: frame k shows the first k/frames of its ink, like the page's
-    snapshots during one stroke (the last frame is the whole digit)."""
-    path = drawing_order(digit)
-    snapshots = []
-    for frame in range(1, frames + 1):
-        shown = np.zeros_like(digit)
-        rows, cols = path[: max(1, round(len(path) * frame / frames))].T
-        shown[rows, cols] = digit[rows, cols]
-        snapshots.append(png(shown, size))
-    return snapshots
-
-
-def strokes(count: int, size: int) -> list[list[bytes]]:
-    x, _ = holdout()
-    return [stroke_snapshots(x[index], size) for index in range(count)]
+def page_strokes() -> list[list[bytes]]:
+    """The committed recording of the real page (bench/record_page.py): 128 px RGBA PNGs as
+    Chromium streams them, one list per stroke, its last frame sent at pen-up."""
+    return Recording.load().strokes
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -156,7 +136,7 @@ def percentile(values: list[float], q: float) -> float:
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     def cell(value: object) -> str:
         if isinstance(value, float):
-            return "–" if value != value else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+            return "–" if math.isnan(value) else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
         return str(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -169,6 +149,12 @@ def load_average() -> str:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}"

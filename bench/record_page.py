@@ -73,8 +73,9 @@ class PageRecorder:
         if self.page.evaluate("window.digitstream.strokeCount") == 0:
             return
         self.page.keyboard.press("Escape")
-        self.page.wait_for_function("window.digitstream.settled && window.digitstream.strokeCount === 0",
-                                    timeout=WAIT_MS)
+        self.page.wait_for_function(
+            "window.digitstream.settled && window.digitstream.strokeCount === 0", timeout=WAIT_MS
+        )
 
     def _stroke(self, stroke: Stroke) -> None:
         box = self.page.locator("#pad").bounding_box()
@@ -129,23 +130,49 @@ def densify(stroke: Stroke, spacing: float = SPACING) -> Stroke:
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 24) -> Stroke:
     """From angle `start` to `end` (turns, 0 = top, clockwise on screen)."""
-    return [(cx + rx * math.sin(2 * math.pi * t), cy - ry * math.cos(2 * math.pi * t))
-            for t in (start + (end - start) * i / n for i in range(n + 1))]
+    return [
+        (cx + rx * math.sin(2 * math.pi * t), cy - ry * math.cos(2 * math.pi * t))
+        for t in (start + (end - start) * i / n for i in range(n + 1))
+    ]
 
 
 TEMPLATES: dict[int, list[Stroke]] = {
     0: [arc(0.5, 0.5, 0.19, 0.3, 0.0, -1.08, 48)],
     1: [[(0.53, 0.2), (0.47, 0.8)]],
-    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.63, 0.44),
-         (0.5, 0.57), (0.31, 0.79), (0.71, 0.79)]],
-    3: [[(0.33, 0.25), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.61, 0.41), (0.47, 0.47),
-         (0.62, 0.53), (0.68, 0.65), (0.62, 0.77), (0.48, 0.81), (0.32, 0.76)]],
+    2: [
+        [
+            (0.32, 0.33),
+            (0.38, 0.23),
+            (0.5, 0.19),
+            (0.62, 0.23),
+            (0.67, 0.33),
+            (0.63, 0.44),
+            (0.5, 0.57),
+            (0.31, 0.79),
+            (0.71, 0.79),
+        ]
+    ],
+    3: [
+        [
+            (0.33, 0.25),
+            (0.45, 0.19),
+            (0.6, 0.21),
+            (0.66, 0.3),
+            (0.61, 0.41),
+            (0.47, 0.47),
+            (0.62, 0.53),
+            (0.68, 0.65),
+            (0.62, 0.77),
+            (0.48, 0.81),
+            (0.32, 0.76),
+        ]
+    ],
     4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
-    5: [[(0.66, 0.2), (0.38, 0.2), (0.35, 0.46)] + arc(0.5, 0.62, 0.18, 0.18, -0.2, 0.55, 20)],
-    6: [[(0.62, 0.18), (0.5, 0.27), (0.4, 0.42)] + arc(0.5, 0.64, 0.16, 0.16, -0.25, -1.2, 32)],
+    5: [[(0.66, 0.2), (0.38, 0.2), (0.35, 0.46), *arc(0.5, 0.62, 0.18, 0.18, -0.2, 0.55, 20)]],
+    6: [[(0.62, 0.18), (0.5, 0.27), (0.4, 0.42), *arc(0.5, 0.64, 0.16, 0.16, -0.25, -1.2, 32)]],
     7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
     8: [[(0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t)) for t in (2 * math.pi * i / 64 for i in range(65))]],
-    9: [arc(0.5, 0.36, 0.16, 0.16, 0.25, -0.8, 32) + [(0.66, 0.36), (0.62, 0.82)]],
+    9: [[*arc(0.5, 0.36, 0.16, 0.16, 0.25, -0.8, 32), (0.66, 0.36), (0.62, 0.82)]],
 }
 
 
@@ -160,8 +187,10 @@ def varied(strokes: list[Stroke], rng: random.Random) -> list[Stroke]:
         x, y = (point[0] - 0.5) * scale * aspect, (point[1] - 0.5) * scale
         x += slant * y
         x, y = cos * x - sin * y, sin * x + cos * y
-        return (min(0.98, max(0.02, 0.5 + dx + x + rng.gauss(0, 0.004))),
-                min(0.98, max(0.02, 0.5 + dy + y + rng.gauss(0, 0.004))))
+        return (
+            min(0.98, max(0.02, 0.5 + dx + x + rng.gauss(0, 0.004))),
+            min(0.98, max(0.02, 0.5 + dy + y + rng.gauss(0, 0.004))),
+        )
 
     return [[move(point) for point in stroke] for stroke in strokes]
 

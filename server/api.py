@@ -94,10 +94,12 @@ async def client_error(request: Request, exc: Exception) -> Response:
 
 async def healthz(request: Request) -> Response:
     service: Service = request.app.state.service
-    healthy = service.queue.healthy and service.accepting
+    stalled = service.queue.stalled
+    healthy = service.queue.healthy and service.accepting and not stalled
     body = {
-        "status": "ok" if healthy else "unavailable",
+        "status": "ok" if healthy else "stalled" if stalled else "unavailable",
         "queue_depth": service.queue.depth,
+        "oldest_in_flight_s": round(service.queue.oldest_age_s(), 3),
         "max_batch_size": service.queue.max_batch_size,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)

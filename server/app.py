@@ -6,16 +6,19 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from server import api
-from server.classroom.student import Student
 from server.classroom import routes as classroom_routes
 from server.classroom.service import Classroom
+from server.classroom.student import Student
 from server.config import Settings
 from server.errors import ClientError
+from server.hosts import AllowedHosts
 from server.service import Service
+from server.socketcaps import SocketCaps
 from server.ws import stream_endpoint
 
 
@@ -28,12 +31,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # uvicorn serves nothing, /healthz included, until the model is loaded and warm
         await service.start()
-        classroom.start()
+        await classroom.start()
         try:
             yield
         finally:
-            await classroom.stop()
+            # Connections first, so their seats are released (shown away) while the room store
+            # is still there; then the store; then the model.
             await service.drain()
+            await classroom.stop()
             service.stop()
 
     routes = [
@@ -44,7 +49,18 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         *classroom_routes.ROUTES,
         Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={ClientError: api.client_error})
+    middleware = [
+        Middleware(AllowedHosts, names=settings.allowed_hosts),
+        Middleware(
+            SocketCaps,
+            total=settings.max_connections,
+            per_address=settings.max_connections_per_address,
+            metrics=service.metrics,
+        ),
+    ]
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={ClientError: api.client_error}
+    )
     app.state.service = service
     app.state.classroom = classroom
     return app

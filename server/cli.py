@@ -16,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from server.config import Settings, add_options, from_args
-from server.service import SHUTDOWN_TIMEOUT_S, Service
+from server.service import CLOSE_TIMEOUT_S, DRAIN_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, Service
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -49,7 +49,16 @@ class DrainingServer(uvicorn.Server):
         for server in self.servers:
             server.close()
         await self._service.drain()
+        self.abort_stuck()
         await super().shutdown(sockets)
+
+    def abort_stuck(self) -> None:
+        """A connection still holding unsent bytes after the drain belongs to a client that
+        stopped reading: closing it would wait for them to leave, which they never will."""
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and transport.get_write_buffer_size():
+                transport.abort()
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:
@@ -61,21 +70,27 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
         ws_max_size=settings.max_message_bytes,
         # Snapshots are PNGs already; deflating every frame again cost more CPU than the model.
         ws_per_message_deflate=False,
-        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S,
+        # the drain has spent the rest of the shutdown's time already
+        timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_S - DRAIN_TIMEOUT_S - CLOSE_TIMEOUT_S,
         **overrides,  # type: ignore[arg-type]
     )
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> int:
+    """Serve in this process, on `sockets` when a `--workers` parent bound the port."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1 and sockets is None:
+        from server.workers import serve_workers
+
+        return serve_workers(settings)
     from server.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Preprocessing threads hold the GIL in short bursts; at the default 5 ms interval the event
     # loop could wait that long to send an answer that was ready.
     sys.setswitchinterval(0.001)
     app = create_app(settings)
     server = DrainingServer(uvicorn_config(app, settings), app.state.service)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 1
 
 

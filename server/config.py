@@ -28,8 +28,14 @@ def bundled_web_dir() -> Path:
 T = TypeVar("T")
 
 
-def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
-           choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+def option(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+) -> Any:
     """A settings field: its default, its `--help` text, and how to read it from text when its
     type alone does not say (a positive number, a list)."""
     metadata = {"help": help, "parse": parse, "choices": choices, "metavar": metavar}
@@ -118,32 +124,89 @@ class Settings:
     host: str = option("127.0.0.1", "interface to listen on")
     port: int = option(8000, "TCP port")
     model: Path | None = option(None, "Keras model file; unset: the bundled one", metavar="FILE")
+    model_threads: int = option(
+        1,
+        "threads TensorFlow may use for the model (0: one per core); preprocessing has the other cores, "
+        "and one thread costs about half the CPU per image of TensorFlow's default pools at small batches",
+        parse=int,
+    )
     max_batch_size: int = option(32, "most snapshots the model sees in one batch", parse=positive_int)
     max_batch_wait_ms: float = option(2.0, "how long a batch waits for more snapshots after its first")
     max_message_bytes: int = option(
         MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int
     )
     max_text_bytes: int = option(
-        4096, "largest text (control) frame in bytes, checked before it is parsed; larger close with 1009",
+        4096,
+        "largest text (control) frame in characters, checked before it is parsed; larger get too_large",
         parse=positive_int,
     )
-    max_pending_http: int = option(
-        64, "POST /api/classify requests in flight before answering 503", parse=positive_int
+    max_snapshot_rate: float = option(
+        30.0,
+        "snapshots per second one connection has answered; faster ones wait as the newest, latest wins",
+        parse=positive_float,
     )
+    snapshot_burst: int = option(
+        10,
+        "snapshots answered at once above --max-snapshot-rate, and replaced per answer before the socket "
+        "is read no further until the next answer",
+        parse=positive_int,
+    )
+    model_deadline_s: float = option(
+        5.0,
+        "seconds a snapshot may wait for the model before it fails with model_timeout and /healthz says 503",
+        parse=positive_float,
+    )
+    max_connections: int = option(1000, "open WebSockets in all; more are closed with 1013", parse=positive_int)
+    max_connections_per_address: int = option(
+        250,
+        "open WebSockets from one address (a class behind one NAT); more are closed with 1013",
+        parse=positive_int,
+    )
+    idle_timeout_s: float = option(
+        120.0,
+        "seconds a /ws connection may send nothing (the page pings every 2 s) before it is closed with 1001",
+        parse=positive_float,
+    )
+    max_pending_http: int = option(64, "POST /api/classify requests in flight before answering 503", parse=positive_int)
     allowed_origins: tuple[str, ...] = option(
         (), "comma-separated browser origins allowed besides the page's own; '*' allows any"
+    )
+    allowed_hosts: tuple[str, ...] = option(
+        (), "comma-separated host names the server answers to besides localhost and IP addresses; '*' allows any"
     )
     send_timeout_s: float = option(
         10.0, "seconds a send may wait on a client that stopped reading before it is dropped", parse=positive_float
     )
     save_inputs: Path | None = option(
-        None, "write the 28x28 images the model is given to DIR as PNGs, rate-limited, for troubleshooting",
+        None,
+        "write the 28x28 images the model is given to DIR as PNGs, rate-limited, for troubleshooting",
         metavar="DIR",
     )
     room_idle_minutes: float = option(
         30.0, "close a classroom after this many minutes without activity", parse=positive_float
     )
     room_max_students: int = option(100, "students one classroom admits", parse=positive_int)
+    max_rooms: int = option(1000, "open classrooms the server (all its processes) holds", parse=positive_int)
+    rooms_per_address: int = option(20, "open classrooms one address may have", parse=positive_int)
+    room_unclaimed_minutes: float = option(
+        5.0, "close a classroom no dashboard has opened within this many minutes", parse=positive_float
+    )
+    seat_grace_s: float = option(
+        120.0,
+        "seconds a student's seat waits, shown away, for their page to reconnect and rejoin",
+        parse=positive_float,
+    )
+    guesses_per_address: int = option(
+        100, "wrong class codes one address may try before a wait (a class shares one address)", parse=positive_int
+    )
+    guesses_per_socket: int = option(5, "wrong class codes one connection may try before a wait", parse=positive_int)
+    guesses_per_room: int = option(10, "wrong teacher secrets tried for one room before a wait", parse=positive_int)
+    guess_refill_s: float = option(3.0, "seconds until each of those budgets allows one more", parse=positive_float)
+    redis_url: str = option(
+        "",
+        "Redis URL shared by every server process of one site (redis://host:6379/0); unset: rooms live in this process",
+    )
+    workers: int = option(1, "server processes sharing this port; more than one needs --redis-url", parse=positive_int)
     log_level: str = option("info", "how much the server logs", choices=LOG_LEVELS)
     web_dir: Path = option(bundled_web_dir(), "the page's files", metavar="DIR")
 

@@ -17,7 +17,7 @@ from starlette.datastructures import Headers
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from server import protocol
-from server.errors import BadMessage, ClientError, ClientError
+from server.errors import BadMessage, ClientError
 from server.service import CLOSE_TIMEOUT_S, Service
 
 logger = logging.getLogger(__name__)
@@ -36,16 +36,19 @@ class Close(enum.IntEnum):
     GOING_AWAY = 1001
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
-    """Browsers always send Origin; tools that send none are not cross-site pages."""
+    """Browsers always send Origin; tools that send none are not cross-site pages. The page's
+    own origin is the one whose host is the request's `Host`, which the allow-list in
+    server/hosts.py has checked already, so a rebound name never gets this far."""
     origin = headers.get("origin")
     if origin is None or "*" in allowed:
         return True
     if origin.rstrip("/") in allowed:
         return True
-    return urlsplit(origin).netloc == headers.get("host")
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
@@ -86,13 +89,19 @@ class Socket:
         self.service.metrics.errors.labels(error.code).inc()
         await self.send(protocol.error(error, **fields))
 
-    async def receive(self) -> bytes | str | None:
-        """The next frame; None once the client has gone or sent a binary frame larger than
-        any snapshot (then closed with 1009). A text frame too long to be a control message is
-        answered with an error before anything reads it, and the socket stays open."""
+    async def receive(self, idle_timeout_s: float | None = None) -> bytes | str | None:
+        """The next frame; None once the client has gone, sent a binary frame larger than any
+        snapshot (then closed with 1009) or sent nothing for `idle_timeout_s` (then closed with
+        1001). A text frame too long to be a control message is answered with an error before
+        anything reads it, and the socket stays open."""
         settings = self.service.settings
         while True:
-            message = await self.websocket.receive()
+            try:
+                async with asyncio.timeout(idle_timeout_s):
+                    message = await self.websocket.receive()
+            except TimeoutError:
+                await self.close(Close.GOING_AWAY)
+                return None
             if message["type"] == "websocket.disconnect":
                 return None
             data: bytes | None = message.get("bytes")

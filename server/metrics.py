@@ -18,32 +18,38 @@ class Metrics:
             "digitstream_empty_snapshots", "Blank snapshots answered without the model.", registry=self.registry
         )
         self.batch_size = Histogram(
-            "digitstream_batch_size", "Images per model batch (before padding).",
-            buckets=BATCH_SIZE_BUCKETS, registry=self.registry,
+            "digitstream_batch_size",
+            "Images per model batch (before padding).",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
         )
         self.queue_wait = Histogram(
-            "digitstream_queue_wait_seconds", "Time from submit to the start of the item's batch.",
-            buckets=LATENCY_BUCKETS_S, registry=self.registry,
+            "digitstream_queue_wait_seconds",
+            "Time from submit to the start of the item's batch.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
         )
         self.inference_time = Histogram(
             "digitstream_inference_seconds", "Model time per batch.", buckets=LATENCY_BUCKETS_S, registry=self.registry
         )
         self.latency = Histogram(
-            "digitstream_snapshot_latency_seconds", "Time from a snapshot's arrival to its answer.",
-            buckets=LATENCY_BUCKETS_S, registry=self.registry,
+            "digitstream_snapshot_latency_seconds",
+            "Time from a snapshot's arrival to its answer.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
         )
         self.queue_depth = Gauge(
             "digitstream_queue_depth", "Items waiting in the batching queue.", registry=self.registry
         )
-        self.connections = Gauge(
-            "digitstream_open_connections", "Open /ws connections.", registry=self.registry
-        )
+        self.connections = Gauge("digitstream_open_connections", "Open /ws connections.", registry=self.registry)
         self.coalesced = Counter(
             "digitstream_coalesced_snapshots",
             "Snapshots replaced by a newer one of the same connection before being classified.",
             registry=self.registry,
         )
-        self.errors = Counter("digitstream_errors", "Errors sent to clients, by code.", ["code"], registry=self.registry)
+        self.errors = Counter(
+            "digitstream_errors", "Errors sent to clients, by code.", ["code"], registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -5,7 +5,7 @@ aspect ratio), anti-aliasing, pasting into a 28×28 field and moving the centre 
 mass to the middle. A model trained on them only works on input made the same way,
 so every snapshot goes through that recipe here:
 
-1. decode (PNG, JPEG or WebP), refusing oversized images from the header alone;
+1. decode the PNG, refusing what no snapshot needs from its chunks alone (server/png.py);
 2. find the ink whatever the colours: the distance of each pixel from the
    background colour (or the alpha, when the background is transparent);
 3. crop to the ink, and call the snapshot empty when there is none or only specks;
@@ -25,11 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from server import png
 from server.errors import ClientError
 
-# 2048×2048: room for a full-screen canvas on a high-DPI display. Decoding is the one cost
-# that grows with the image, so this also bounds what one hostile frame costs (~0.2 s of CPU).
-MAX_PIXELS: int = 2048 * 2048
+# 1024×1024: eight times what the page sends (128 px a side) and room for any canvas that
+# crops to its ink. Every cost grows with the pixels, so this bounds what an accepted
+# snapshot costs: ~20 ms of CPU for the costliest kind (bench/hostile.py), where 2048×2048
+# cost ~0.1 s.
+MAX_PIXELS: int = 1024 * 1024
 
 SIZE = 28
 BOX = 20
@@ -61,7 +64,9 @@ WORK_FIELD = (BOX + 20) * WORK_SCALE
 # MNIST's resolution is plenty, and the cost stops growing with the canvas.
 LARGEST_EXTENT = 160
 
-_FORMATS = ("PNG", "JPEG", "WEBP")
+# Snapshots are PNGs: canvases write them losslessly, and their chunks can be checked before
+# decoding. Other formats' signatures get a clear refusal instead of "unreadable".
+_OTHER_FORMATS = (b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP")
 
 # We enforce our own, lower pixel limit and answer "too_large"; Pillow's warning for
 # the same images quotes the size, so the default once-per-message filter would let a
@@ -70,12 +75,13 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class BadImage(ClientError):
-    """Raised for input that cannot be used; `code` is "bad_image" or "too_large"."""
+    """Raised for input that cannot be used; `code` is "bad_image", "too_large" or
+    "unsupported_format"."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-        self.http_status = 413 if code == "too_large" else 400
+        self.http_status = {"too_large": 413, "unsupported_format": 415}.get(code, 400)
 
 
 def _unreadable() -> BadImage:
@@ -84,6 +90,10 @@ def _unreadable() -> BadImage:
 
 def _too_large() -> BadImage:
     return BadImage("too_large", "The snapshot has too many pixels.")
+
+
+def _unsupported() -> BadImage:
+    return BadImage("unsupported_format", "Snapshots must be PNG images.")
 
 
 @dataclass(frozen=True)
@@ -119,22 +129,24 @@ def preprocess_array(pixels: np.ndarray) -> Prepared:
 
 def preview_png(preview: np.ndarray) -> bytes:
     """The 28×28 uint8 preview as a small PNG."""
-    buffer = io.BytesIO()
-    # Level 1 halves the encoding time at the same size: 784 pixels leave nothing to find.
-    Image.fromarray(np.ascontiguousarray(preview, dtype=np.uint8), mode="L").save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
+    return png.encode_grey(np.ascontiguousarray(preview, dtype=np.uint8))
 
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    if not png.is_png(data):
+        raise _unsupported() if data.startswith(_OTHER_FORMATS) else _unreadable()
     try:
-        with Image.open(io.BytesIO(data), formats=_FORMATS) as image:
-            # Image.open only reads the header: check the size before decoding anything.
-            width, height = image.size
-            if width * height > max_pixels:
-                raise _too_large()
+        parsed = png.parse(data, max_pixels)
+        pixels = png.decode(parsed)
+    except png.PngRefused as refused:
+        raise BadImage(refused.code, str(refused)) from None
+    return _decoded_by_pillow(parsed.minimal()) if pixels is None else pixels
+
+
+def _decoded_by_pillow(data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as image:
             return np.asarray(_normalised_mode(image))
-    except BadImage:
-        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_large() from None
     except Exception:
@@ -180,7 +192,7 @@ def _ink(pixels: np.ndarray) -> np.ndarray | None:
     distance = _distance(pixels)
     # Lossy formats leave noise on the background: measure it on the border, and count
     # only what stands above it.
-    noise = 4.0 * float(np.median(_border(distance)))
+    noise = 4.0 * _median(_border(distance))
     strongest = float(distance.max())
     if strongest - noise < MIN_CONTRAST * 255:
         return None
@@ -207,7 +219,9 @@ def _distance(pixels: np.ndarray) -> np.ndarray:
     if pixels.shape[2] == 1:
         # The common case, kept in small integers: it runs on every full-size snapshot.
         grey = pixels[:, :, 0]
-        background = int(np.median(_border(grey)))
+        background = int(_median(_border(grey)))
+        if background == 0:  # white on black, as the page draws: the grey level is the distance
+            return np.ascontiguousarray(grey)  # a copy only of a channel of colour pixels
         return np.abs(grey.astype(np.int16) - background).astype(np.uint8)
     background = np.median(_border(pixels), axis=0).astype(np.float32)
     squares = np.zeros(pixels.shape[:2], np.float32)
@@ -220,6 +234,15 @@ def _distance(pixels: np.ndarray) -> np.ndarray:
 
 def _is_grey(pixels: np.ndarray) -> bool:
     return bool((pixels[:, :, 0] == pixels[:, :, 1]).all() and (pixels[:, :, 1] == pixels[:, :, 2]).all())
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-D array, without its generality: this runs on every snapshot."""
+    middle = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, middle)[middle])
+    low, high = np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1]
+    return (float(low) + float(high)) / 2
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -243,9 +266,11 @@ def _mnist_like(ink: np.ndarray) -> Prepared:
 
 def _ink_box(strong: np.ndarray) -> tuple[int, int, int]:
     """Top, left and longest side of the box around the strong ink."""
-    rows = np.flatnonzero(strong.any(axis=1))
-    cols = np.flatnonzero(strong.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+    rows, cols = strong.any(axis=1), strong.any(axis=0)
+    # first and last True of each: argmax finds the first without listing them all
+    top, bottom = int(rows.argmax()), len(rows) - 1 - int(rows[::-1].argmax())
+    left, right = int(cols.argmax()), len(cols) - 1 - int(cols[::-1].argmax())
+    return top, left, max(bottom - top, right - left) + 1
 
 
 def _normalised(ink: np.ndarray) -> np.ndarray:
@@ -260,8 +285,15 @@ def _stroke_width(ink: np.ndarray) -> float:
     outline is the total variation of the ink, which does not depend on anti-aliasing,
     so the estimate is the same at every resolution.
     """
-    padded = np.pad(ink, 1)
-    outline = np.abs(np.diff(padded, axis=0)).sum() + np.abs(np.diff(padded, axis=1)).sum()
+    # The steps inside, plus those onto the empty surroundings at the four edges.
+    outline = (
+        np.abs(np.diff(ink, axis=0)).sum()
+        + np.abs(np.diff(ink, axis=1)).sum()
+        + ink[0].sum()
+        + ink[-1].sum()
+        + ink[:, 0].sum()
+        + ink[:, -1].sum()
+    )
     # Counting steps along the axes overestimates a curve's length by 4/π on average.
     return float(2.0 * ink.sum() / (outline * np.pi / 4.0))
 

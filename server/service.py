@@ -19,9 +19,9 @@ from server.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 # A shutdown answers in-flight snapshots for up to DRAIN_TIMEOUT_S, then spends up to
-# CLOSE_TIMEOUT_S closing each socket; uvicorn's own deadline sits above both, so the drain
-# always finishes first and the whole shutdown stays within SHUTDOWN_TIMEOUT_S.
-DRAIN_TIMEOUT_S = 3.0
+# CLOSE_TIMEOUT_S closing each socket, all sockets at once; what is left of SHUTDOWN_TIMEOUT_S
+# is uvicorn's and the lifespan's, so the process is gone within it whatever clients do.
+DRAIN_TIMEOUT_S = 2.0
 CLOSE_TIMEOUT_S = 1.0
 SHUTDOWN_TIMEOUT_S = 5
 
@@ -33,10 +33,16 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def model_predictor(path: Path | None) -> Callable[[], Predictor]:
-    """Load the model on the queue's worker thread: TensorFlow is imported there, not here."""
+def model_predictor(path: Path | None, threads: int = 0) -> Callable[[], Predictor]:
+    """Load the model on the queue's worker thread: TensorFlow is imported there, not here.
+    `threads` > 0 caps TensorFlow's thread pools before its runtime starts."""
 
     def load() -> Predictor:
+        import tensorflow as tf
+
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
 
         return BatchPredictor(load_model(path or DEFAULT_MODEL_PATH))
@@ -49,9 +55,10 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.queue = BatchingQueue(
-            load_predictor or model_predictor(settings.model),
+            load_predictor or model_predictor(settings.model, settings.model_threads),
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
+            deadline_s=settings.model_deadline_s,
             metrics=self.metrics,
         )
         recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
@@ -67,7 +74,7 @@ class Service:
         # every thread for ~200 ms, which was the whole latency tail. They never die.
         gc.freeze()
         self.state = State.SERVING
-        logger.info("model ready; batch buckets %s", self.queue.buckets)
+        logger.info("model ready; batches of up to %d", self.queue.max_batch_size)
 
     @property
     def accepting(self) -> bool:

@@ -4,6 +4,13 @@ At most one snapshot of a connection is being classified and at most one waits. 
 snapshot replaces the waiting one, so a fast drawer never queues up stale work, and the
 newest snapshot is always answered, so the bars settle on the final drawing. Answers
 leave in strictly increasing `seq` because one task answers them one after another.
+
+A connection's answers are paced (`Pace`): past its rate, snapshots wait as the newest one
+instead of being classified, so a client sending as fast as it can costs the model and the
+preprocessing threads no more than a page drawing does. Once the waiting snapshot has
+replaced `max_replaced` others, `room()` holds the reader until it is taken: the socket is
+not read meanwhile, so TCP slows the sender down instead of the server reading frames only
+to drop them.
 """
 
 from __future__ import annotations
@@ -32,11 +39,37 @@ class Snapshot:
     received_at: float
 
 
+class Pace:
+    """A token bucket: `burst` answers at once, then `rate` a second."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._updated = clock()
+
+    def delay(self) -> float:
+        """Seconds until the next answer may start; 0 when it may start now."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        return max(0.0, (1 - self._tokens) / self._rate)
+
+    def take(self) -> None:
+        self._tokens -= 1
+
+
 class SnapshotStream:
-    def __init__(self, classifier: Classifier, send: Send, metrics: Metrics) -> None:
+    def __init__(self, classifier: Classifier, send: Send, metrics: Metrics, pace: Pace, max_replaced: int) -> None:
         self._classifier = classifier
         self._send = send
         self._metrics = metrics
+        self._pace = pace
+        self._max_replaced = max_replaced
+        self._replaced = 0  # snapshots the waiting one has replaced
+        self._room = asyncio.Event()
+        self._room.set()
         self._listeners: list[AnswerListener] = []
         self._last_seq = 0
         self._waiting: Snapshot | None = None
@@ -49,6 +82,9 @@ class SnapshotStream:
         self._last_seq += 1
         if self._waiting is not None:
             self._metrics.coalesced.inc()
+            self._replaced += 1
+            if self._replaced >= self._max_replaced:
+                self._room.clear()
         self._waiting = Snapshot(self._last_seq, data, time.perf_counter())
         self._idle.clear()
         self._wakeup.set()
@@ -57,6 +93,11 @@ class SnapshotStream:
     def clear(self) -> None:
         """Drop the waiting snapshot; the one already being classified is still answered."""
         self._waiting = None
+        self._make_room()
+
+    async def room(self) -> None:
+        """Wait while the waiting snapshot has replaced as many as a connection may send ahead."""
+        await self._room.wait()
 
     def add_listener(self, listener: AnswerListener) -> None:
         """Call `listener(seq, classification)` after each prediction is sent."""
@@ -70,11 +111,19 @@ class SnapshotStream:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            while (delay := self._pace.delay()) > 0:
+                await asyncio.sleep(delay)  # newer snapshots keep replacing the waiting one
             snapshot, self._waiting = self._waiting, None
+            self._make_room()
             if snapshot is not None:
+                self._pace.take()
                 await self._answer(snapshot)
             if self._waiting is None:
                 self._idle.set()
+
+    def _make_room(self) -> None:
+        self._replaced = 0
+        self._room.set()
 
     async def _answer(self, snapshot: Snapshot) -> None:
         try:

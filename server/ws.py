@@ -18,7 +18,7 @@ from server.classifier import Classification
 from server.connection import Close, Socket, accept, parse_json_object, run_until_first_ends
 from server.errors import BadMessage
 from server.service import DRAIN_TIMEOUT_S
-from server.stream import SnapshotStream
+from server.stream import Pace, SnapshotStream
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 AnswerListener = Callable[[int, Classification], None]
@@ -44,7 +44,9 @@ class Connection:
         self.socket = socket
         self.address = socket.address
         service = socket.service
-        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics)
+        settings = service.settings
+        pace = Pace(settings.max_snapshot_rate, settings.snapshot_burst)
+        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics, pace, settings.snapshot_burst)
         self._controls: dict[str, ControlHandler] = {"clear": self._clear, "ping": self._pong}
         self._ended = asyncio.Event()
         self._sessions = [make(self) for make in sessions]
@@ -52,7 +54,8 @@ class Connection:
             self._controls.update(session.controls())
         self._bad_message = BadMessage(
             'A text frame must be a JSON object whose "type" is one of: '
-            + ", ".join(sorted(self._controls)) + " (docs/protocol.md)."
+            + ", ".join(sorted(self._controls))
+            + " (docs/protocol.md)."
         )
 
     # -- what sessions use -------------------------------------------------------------
@@ -74,9 +77,7 @@ class Connection:
         service = self.socket.service
         forget = service.track(self.drain)
         try:
-            await run_until_first_ends(
-                "stream", self._receive_until_closed(), self._stream.run(), self._ended.wait()
-            )
+            await run_until_first_ends("stream", self._receive_until_closed(), self._stream.run(), self._ended.wait())
         finally:
             forget()
             for session in self._sessions:
@@ -91,10 +92,12 @@ class Connection:
         self._ended.set()
 
     async def _receive_until_closed(self) -> None:
-        while (frame := await self.socket.receive()) is not None:
+        idle_timeout_s = self.socket.service.settings.idle_timeout_s
+        while (frame := await self.socket.receive(idle_timeout_s)) is not None:
             if isinstance(frame, bytes):
                 if self.socket.service.accepting:
                     self._stream.push(frame)
+                    await self._stream.room()
             else:
                 await self._control(frame)
 

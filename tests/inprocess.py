@@ -27,8 +27,8 @@ class SwitchablePredictor:
     is clear, each batch waits at the gate (and `waiting` is set), so tests can hold snapshots
     in the queue behind it."""
 
-    def __init__(self, load: Callable[[], Predictor] = model_predictor(None)) -> None:
-        self._load = load
+    def __init__(self, load: Callable[[], Predictor] | None = None) -> None:
+        self._load = load or model_predictor(None)
         self.failing = threading.Event()
         self.gate = threading.Event()
         self.gate.set()
@@ -75,8 +75,9 @@ class InProcessServer:
         config = uvicorn_config(create_app(self.settings, self.service), self.settings, log_config=None)
         self.server = DrainingServer(config, self.service)
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self.server.serve(),),
-                                        name="in-process-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(),), name="in-process-server", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -86,7 +87,7 @@ class InProcessServer:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.settings.port}/ws"
 
-    def start(self) -> "InProcessServer":
+    def start(self) -> InProcessServer:
         logging.getLogger().addHandler(self.errors)
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -104,6 +105,7 @@ class InProcessServer:
 
     def tasks(self) -> int:
         """Tasks alive on the server's event loop (uvicorn's main task included)."""
+
         async def count() -> int:
             return len(asyncio.all_tasks())
 

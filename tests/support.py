@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -11,14 +14,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import websockets
 from PIL import Image
+from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
 HOLDOUT = REPO / "tests" / "data" / "holdout.npz"
 STARTUP_TIMEOUT_S = 180.0  # generous: benchmarks start servers on busy machines too
+# How long a test waits for an answer before failing: far above any answer on a busy machine.
+ANSWER_TIMEOUT_S = 30.0
 
 
 def free_port() -> int:
@@ -47,7 +55,7 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         command = [*(self.command or [sys.executable, "-m", "server", "serve"]), "--port", str(self.port), *self.args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **self.env}
         self.started_at = time.monotonic()
@@ -99,3 +107,31 @@ def canvas_png(digit: np.ndarray, size: int = 280, invert: bool = False) -> byte
     image = Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)
     pixels = np.asarray(image)
     return png_bytes(255 - pixels if invert else pixels)
+
+
+async def receive(ws: websockets.ClientConnection, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def receive_type(ws: websockets.ClientConnection, kind: str, timeout: float = ANSWER_TIMEOUT_S) -> dict[str, Any]:
+    """The next message of `kind`, skipping predictions and pongs on the way."""
+    while (message := await receive(ws, timeout))["type"] != kind:
+        assert message["type"] in ("prediction", "pong"), message
+    return message
+
+
+async def closed_with(ws: websockets.ClientConnection) -> int | None:
+    """The close code, once the server has closed; any message before it fails the test."""
+    with contextlib.suppress(ConnectionClosed):
+        message = await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S)
+        raise AssertionError(f"answered instead of closed: {message!r:.200}")
+    await asyncio.wait_for(ws.wait_closed(), ANSWER_TIMEOUT_S)
+    return ws.close_code
+
+
+async def close_code_after(ws: websockets.ClientConnection, frame: bytes | str) -> int | None:
+    """Send `frame` and return the code the server closed with. The close may surface on the
+    send (the server closed while the frame was still going out) as well as on the next recv."""
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(frame)
+    return await closed_with(ws)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from server.batching import BatchFailed, BatchingQueue, Overloaded, QueueClosed, bucket_sizes
+from server.batching import BatchFailed, BatchingQueue, ModelTimeout, Overloaded, QueueClosed
 
 
 class FakeModel:
@@ -31,6 +31,19 @@ class FakeModel:
         return np.eye(10, dtype=np.float32)[digits]
 
 
+class GatedModel(FakeModel):
+    """Each batch waits while `gate` is clear, as a model that hangs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.gate.wait(30)
+        return super().__call__(images)
+
+
 def image_of(digit: int) -> np.ndarray:
     image = np.zeros((28, 28), np.float32)
     image[0, 0] = digit
@@ -45,18 +58,12 @@ async def started(model: FakeModel, **options: object) -> BatchingQueue:
     return queue
 
 
-def test_bucket_sizes_are_powers_of_two_ending_at_the_maximum() -> None:
-    assert bucket_sizes(1) == (1,)
-    assert bucket_sizes(32) == (1, 2, 4, 8, 16, 32)
-    assert bucket_sizes(48) == (1, 2, 4, 8, 16, 32, 48)
-
-
-async def test_warm_up_runs_one_batch_per_bucket_on_the_worker_thread() -> None:
+async def test_warm_up_runs_the_smallest_and_largest_batch_on_the_worker_thread() -> None:
     model = FakeModel()
     queue = BatchingQueue(lambda: model, max_batch_size=8)
     queue.start()
     await queue.wait_ready()
-    assert [shape[0] for shape in model.batch_shapes] == [1, 2, 4, 8]
+    assert [shape[0] for shape in model.batch_shapes] == [1, 8]
     assert model.threads == {"digitstream-inference"}
     assert queue.healthy
     queue.close()
@@ -69,14 +76,15 @@ async def test_each_waiter_gets_its_own_row() -> None:
     queue.close()
 
 
-async def test_concurrent_submits_are_grouped_into_padded_batches() -> None:
+async def test_concurrent_submits_are_grouped_into_batches_of_just_their_images() -> None:
     model = FakeModel(delay_s=0.02)
     queue = await started(model, max_batch_size=16, max_wait_s=0.01)
     results = await asyncio.gather(*(queue.submit(image_of(3)) for _ in range(20)))
     sizes = [r.batch_size for r in results]
     assert max(sizes) > 1, "concurrent submits were never batched"
     assert len(model.batch_shapes) < 20
-    assert all(shape[0] in queue.buckets for shape in model.batch_shapes)
+    # the model sees exactly the submitted images: no padding rows
+    assert sum(shape[0] for shape in model.batch_shapes) == 20
     assert all(shape[0] <= 16 for shape in model.batch_shapes)
     queue.close()
 
@@ -136,3 +144,24 @@ async def test_a_model_that_cannot_load_is_reported() -> None:
     with pytest.raises(RuntimeError, match="could not be loaded"):
         await queue.wait_ready()
     assert not queue.healthy
+
+
+async def test_a_hung_model_fails_its_waiters_at_the_deadline_and_the_queue_says_stalled() -> None:
+    model = GatedModel()
+    queue = await started(model, max_batch_size=2, deadline_s=0.2)
+    assert not queue.stalled
+    model.gate.clear()
+    try:
+        outcomes = await asyncio.gather(*(queue.submit(image_of(5)) for _ in range(5)), return_exceptions=True)
+        assert all(isinstance(outcome, ModelTimeout) for outcome in outcomes), outcomes
+        assert queue.depth == 0, "waiters that gave up must not stay queued"
+        assert queue.stalled and queue.oldest_age_s() > 0.2
+    finally:
+        model.gate.set()
+    deadline = time.monotonic() + 10
+    while queue.stalled:
+        assert time.monotonic() < deadline, "the queue never recovered"
+        await asyncio.sleep(0.01)
+    assert queue.oldest_age_s() == 0.0
+    assert int(np.argmax((await queue.submit(image_of(7))).probabilities)) == 7
+    queue.close()

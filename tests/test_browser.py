@@ -11,7 +11,6 @@ docs/screenshots/ (desktop.png, mobile.png) for the README.
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,16 +19,24 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.support import REPO, ServerProcess
+from tests.browser_support import (
+    DESKTOP,
+    PHONE,
+    WAIT_MS,
+    Point,
+    Stroke,
+    assert_no_page_errors,
+    densify,
+    mouse_stroke,
+    open_page,
+    save_screenshot,
+    to_screen,
+    wait_connected,
+    wait_settled,
+)
+from tests.support import ServerProcess
 
 pytestmark = pytest.mark.browser
-
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-WAIT_MS = 15_000          # generous: CI has two busy cores
-
-Point = tuple[float, float]
-Stroke = list[Point]
 
 
 # ---- Digits as people draw them, in pad units (0..1, y down) ---------------------------
@@ -46,18 +53,41 @@ def ellipse(cx: float, cy: float, rx: float, ry: float, turns: float = 1.08, n: 
 def figure_eight(n: int = 64) -> Stroke:
     """One continuous stroke: top loop, cross in the middle, bottom loop, back up."""
     return [
-        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t))
-        for t in (2 * math.pi * i / n for i in range(n + 1))
+        (0.5 - 0.17 * math.sin(2 * t), 0.5 - 0.3 * math.cos(t)) for t in (2 * math.pi * i / n for i in range(n + 1))
     ]
 
 
 DIGITS: dict[int, list[Stroke]] = {
     0: [ellipse(0.5, 0.5, 0.19, 0.3)],
     1: [[(0.53, 0.2), (0.47, 0.8)]],
-    2: [[(0.32, 0.33), (0.38, 0.23), (0.5, 0.19), (0.62, 0.23), (0.67, 0.33), (0.63, 0.44),
-         (0.5, 0.57), (0.31, 0.79), (0.71, 0.79)]],
-    3: [[(0.33, 0.25), (0.45, 0.19), (0.6, 0.21), (0.66, 0.3), (0.61, 0.41), (0.47, 0.47),
-         (0.62, 0.53), (0.68, 0.65), (0.62, 0.77), (0.48, 0.81), (0.32, 0.76)]],
+    2: [
+        [
+            (0.32, 0.33),
+            (0.38, 0.23),
+            (0.5, 0.19),
+            (0.62, 0.23),
+            (0.67, 0.33),
+            (0.63, 0.44),
+            (0.5, 0.57),
+            (0.31, 0.79),
+            (0.71, 0.79),
+        ]
+    ],
+    3: [
+        [
+            (0.33, 0.25),
+            (0.45, 0.19),
+            (0.6, 0.21),
+            (0.66, 0.3),
+            (0.61, 0.41),
+            (0.47, 0.47),
+            (0.62, 0.53),
+            (0.68, 0.65),
+            (0.62, 0.77),
+            (0.48, 0.81),
+            (0.32, 0.76),
+        ]
+    ],
     4: [[(0.42, 0.2), (0.3, 0.58), (0.7, 0.58)], [(0.6, 0.32), (0.6, 0.82)]],
     7: [[(0.3, 0.24), (0.7, 0.24), (0.45, 0.8)]],
     8: [figure_eight()],
@@ -78,72 +108,28 @@ def restartable_server(
     with ThreadPoolExecutor(max_workers=1) as pool:
         starting = pool.submit(own.start)
         yield starting
-        starting.exception()   # wait for the start to finish before stopping
+        starting.exception()  # wait for the start to finish before stopping
         own.stop()
 
 
-def open_page(context: BrowserContext, base_url: str) -> Page:
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.errors = errors  # type: ignore[attr-defined]  # checked by assert_no_page_errors
-    page.goto(base_url + "/")
-    expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+def connected_page(context: BrowserContext, base_url: str) -> Page:
+    page = open_page(context, base_url + "/")
+    wait_connected(page)
     return page
-
-
-def assert_no_page_errors(page: Page) -> None:
-    assert page.errors == []  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
 def desktop(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     context = browser.new_context(viewport=DESKTOP, color_scheme="light")
-    page = open_page(context, server.base_url)
+    page = connected_page(context, server.base_url)
     yield page
     assert_no_page_errors(page)
     context.close()
 
 
-def to_screen(page: Page, point: Point) -> Point:
-    box = page.locator("#pad").bounding_box()
-    assert box is not None
-    return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
-
-
-def densify(stroke: Stroke, spacing: float = 0.03) -> Stroke:
-    """Intermediate points about every 3 % of the pad, like a mouse reporting as it moves.
-
-    Each input event costs Chromium about a frame (16 ms), so denser strokes only slow the
-    tests down; the pad's curves smooth the polyline either way."""
-    dense = [stroke[0]]
-    for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
-        steps = max(1, round(math.hypot(x1 - x0, y1 - y0) / spacing))
-        dense += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
-    return dense
-
-
-def mouse_stroke(page: Page, stroke: Stroke, pause_ms: float = 0, before_up=None) -> None:
-    points = [to_screen(page, p) for p in densify(stroke)]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for point in points[1:]:
-        page.mouse.move(*point)
-        if pause_ms:
-            page.wait_for_timeout(pause_ms)
-    if before_up is not None:
-        before_up()
-    page.mouse.up()
-
-
 def draw_digit(page: Page, digit: int) -> None:
     for stroke in DIGITS[digit]:
         mouse_stroke(page, stroke)
-
-
-def wait_settled(page: Page) -> None:
-    """Until the answer to the newest snapshot is on screen."""
-    page.wait_for_function("window.digitstream.settled", timeout=WAIT_MS)
 
 
 def meter_values(page: Page) -> list[float]:
@@ -161,14 +147,6 @@ def clear(page: Page) -> None:
     expect(page.locator("#prediction")).to_have_attribute("data-digit", "")
 
 
-def save_screenshot(page: Page, name: str, tmp_path: Path) -> Path:
-    folder = REPO / "docs" / "screenshots" if os.environ.get("DIGITSTREAM_SCREENSHOTS") == "1" else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    page.screenshot(path=str(path))
-    return path
-
-
 # ---- Desktop ----------------------------------------------------------------------------
 
 
@@ -179,7 +157,7 @@ def test_page_has_accessible_results(desktop: Page) -> None:
     for digit in range(10):
         expect(meters.nth(digit)).to_have_attribute("aria-label", f"digit {digit}")
         expect(meters.nth(digit)).to_have_attribute("aria-valuenow", "0")
-    expect(desktop.locator("#prediction")).to_have_attribute("aria-live", "polite")
+    expect(desktop.locator("#prediction-spoken")).to_have_attribute("aria-live", "polite")
     assert desktop.eval_on_selector("#pad", "el => getComputedStyle(el).touchAction") == "none"
     # The connection badge shows the live round-trip time.
     expect(desktop.locator("#status-rtt")).to_have_text(re.compile(r"^\d+ ms$"), timeout=WAIT_MS)
@@ -200,7 +178,9 @@ def test_predictions_stream_during_a_long_stroke(desktop: Page) -> None:
     during_stroke: list[int] = []
     # About a second of drawing, as a slow '0'.
     mouse_stroke(
-        desktop, ellipse(0.5, 0.5, 0.19, 0.3, n=72), pause_ms=12,
+        desktop,
+        ellipse(0.5, 0.5, 0.19, 0.3, n=72),
+        pause_ms=12,
         before_up=lambda: during_stroke.append(stats(desktop)["predictionsThisStroke"]),
     )
     assert during_stroke[0] > 1, "bars should move while the pen is still down"
@@ -217,13 +197,13 @@ def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "4")
     with_both_strokes = meter_values(desktop)
 
-    desktop.keyboard.press("Control+z")           # removes the vertical stroke
+    desktop.keyboard.press("Control+z")  # removes the vertical stroke
     assert desktop.evaluate("window.digitstream.strokeCount") == 1
     wait_settled(desktop)
     assert meter_values(desktop) != with_both_strokes
     assert sum(meter_values(desktop)) == pytest.approx(100, abs=1.5)
 
-    desktop.click("#undo")                        # removes the last stroke: blank again
+    desktop.click("#undo")  # removes the last stroke: blank again
     assert desktop.evaluate("window.digitstream.strokeCount") == 0
     wait_settled(desktop)
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
@@ -234,7 +214,7 @@ def test_undo_and_clear_update_the_bars(desktop: Page) -> None:
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "7")
     desktop.click("#clear")
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
-    wait_settled(desktop)                          # the blank snapshot's answer keeps it blank
+    wait_settled(desktop)  # the blank snapshot's answer keeps it blank
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "")
     assert meter_values(desktop) == [0] * 10
     assert desktop.evaluate("window.digitstream.strokeCount") == 0
@@ -253,12 +233,17 @@ def test_a_stroke_that_leaves_the_pad_ends_cleanly(desktop: Page) -> None:
     assert desktop.evaluate("window.digitstream.strokeCount") == 2
 
 
-def test_desktop_screenshot(desktop: Page, tmp_path: Path) -> None:
+def test_the_top_digit_is_marked_on_its_bar(desktop: Page, tmp_path: Path) -> None:
     clear(desktop)
     draw_digit(desktop, 7)
     wait_settled(desktop)
-    desktop.wait_for_timeout(300)                 # let the bar transitions finish
-    assert save_screenshot(desktop, "desktop.png", tmp_path).stat().st_size > 0
+    expect(desktop.locator("#bars .bar.is-top")).to_have_count(1)
+    expect(desktop.locator("#bars .bar").nth(7)).to_have_class(re.compile(r"\bis-top\b"))
+    # The bars glide for 180 ms; the screenshot waits until the top one has finished.
+    desktop.wait_for_function(
+        "document.querySelectorAll('#bars .bar-fill')[7].getAnimations().length === 0", timeout=WAIT_MS
+    )
+    save_screenshot(desktop, "desktop.png", tmp_path)
 
 
 # ---- Phone ------------------------------------------------------------------------------
@@ -285,7 +270,7 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     context = browser.new_context(
         viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, color_scheme="dark"
     )
-    page = open_page(context, server.base_url)
+    page = connected_page(context, server.base_url)
     # The pad fits the screen, drawn at device pixels.
     box = page.locator("#pad").bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
@@ -298,7 +283,9 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     wait_settled(page)
     expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
     assert stats(page)["predictionsReceived"] > 1
-    page.wait_for_timeout(300)                    # let the bar transitions finish
+    page.wait_for_function(
+        "document.querySelectorAll('#bars .bar-fill')[7].getAnimations().length === 0", timeout=WAIT_MS
+    )
     save_screenshot(page, "mobile.png", tmp_path)
 
     # Make the page scrollable, so a stroke that scrolled it would show up in scrollY:
@@ -318,7 +305,7 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     touches(page, cdp, "touchStart", (1, (0.3, 0.3)), (2, (0.7, 0.7)))
     for y in (0.35, 0.4, 0.45, 0.5):
         touches(page, cdp, "touchMove", (1, (0.3, y)), (2, (0.75, y)))
-    touches(page, cdp, "touchMove", (1, (0.3, 0.5)))       # lifts the second finger only
+    touches(page, cdp, "touchMove", (1, (0.3, 0.5)))  # lifts the second finger only
     assert page.evaluate("window.digitstream.isDrawing") is True
     touches(page, cdp, "touchEnd")
     assert page.evaluate("window.digitstream.strokeCount") == 1
@@ -352,19 +339,25 @@ def fake_prediction(seq: int, digit: int | None) -> dict:
     if digit is not None:
         probabilities[digit] = 1.0
     return {
-        "type": "prediction", "seq": seq, "empty": digit is None, "digit": digit,
-        "confidence": 0.0 if digit is None else 1.0, "probabilities": probabilities,
-        "preview": None, "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
+        "type": "prediction",
+        "seq": seq,
+        "empty": digit is None,
+        "digit": digit,
+        "confidence": 0.0 if digit is None else 1.0,
+        "probabilities": probabilities,
+        "preview": None,
+        "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
     }
 
 
 def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerProcess) -> None:
     context = browser.new_context(viewport=DESKTOP)
     context.add_init_script(FAKE_WEBSOCKET)
-    page = open_page(context, server.base_url)
-    answer = lambda seq, digit: page.evaluate(  # noqa: E731
-        "message => fakeSockets[0].answer(message)", fake_prediction(seq, digit)
-    )
+    page = connected_page(context, server.base_url)
+
+    def answer(seq, digit):
+        return page.evaluate("message => fakeSockets[0].answer(message)", fake_prediction(seq, digit))
+
     prediction = page.locator("#prediction")
 
     draw_digit(page, 7)
@@ -372,13 +365,13 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     assert sent == page.evaluate("fakeSockets[0].sent.filter(m => m === 'snapshot').length") > 2
     answer(sent - 1, 7)
     expect(prediction).to_have_attribute("data-digit", "7")
-    answer(sent - 2, 1)                              # older than the one shown: ignored
+    answer(sent - 2, 1)  # older than the one shown: ignored
     expect(prediction).to_have_attribute("data-digit", "7")
 
-    page.keyboard.press("Escape")                    # clear: a control message and a blank snapshot
+    page.keyboard.press("Escape")  # clear: a control message and a blank snapshot
     assert {"type": "clear"} in page.evaluate("fakeSockets[0].sent")
     assert page.evaluate("window.digitstream.sentSeq") == sent + 1
-    answer(sent, 4)                                  # newer, but about the cleared drawing: ignored
+    answer(sent, 4)  # newer, but about the cleared drawing: ignored
     expect(prediction).to_have_attribute("data-digit", "")
     assert page.evaluate("window.digitstream.lastSeq") == sent - 1
     answer(sent + 1, None)
@@ -409,7 +402,7 @@ def test_page_reconnects_and_resends_after_a_server_restart(
     server = restartable_server.result(timeout=180)
     context = browser.new_context(viewport=DESKTOP)
     try:
-        page = open_page(context, server.base_url)
+        page = connected_page(context, server.base_url)
         draw_digit(page, 7)
         wait_settled(page)
         expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
@@ -418,13 +411,20 @@ def test_page_reconnects_and_resends_after_a_server_restart(
         expect(page.locator("#status")).to_have_attribute(
             "data-state", re.compile("reconnecting|offline"), timeout=WAIT_MS
         )
+        # The old answer stays, dimmed, and the page says plainly why.
+        expect(page.locator("#connection-notice")).to_contain_text("server cannot be reached", timeout=WAIT_MS)
+        expect(page.locator("#connection-notice")).to_be_visible()
+        assert page.eval_on_selector(".results", "el => getComputedStyle(el).filter") == "grayscale(1)"
+        assert float(page.eval_on_selector(".bar.is-top .bar-fill", "el => getComputedStyle(el).opacity")) < 0.5
+        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
         # Mark the shown answer, so only a fresh answer from the new server can replace it.
         page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")
-        server.start()                            # a fresh process on the same port
+        server.start()  # a fresh process on the same port
 
         expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
         wait_settled(page)
         expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+        expect(page.locator("#connection-notice")).to_be_hidden()
         assert stats(page)["connections"] == 2
         assert stats(page)["resends"] == 1
         assert_no_page_errors(page)

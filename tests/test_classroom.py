@@ -7,29 +7,36 @@ rate-limit bucket and never the one the other tests (and test modules) share on 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import ConnectionClosed
 
-from server.classifier import Classification
-from server.classroom import messages
-from server.classroom.codes import ALPHABET, CODE_LENGTH, new_code, normalize_code, secret_matches
+from server.classroom.codes import (
+    ALPHABET,
+    CODE_LENGTH,
+    new_code,
+    normalize_code,
+    secret_matches,
+)
 from server.classroom.dashboard import BadCommand, parse_command
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
 from server.classroom.ratelimit import TokenBuckets
-from server.classroom.rooms import MemoryRooms, RoomFull
+from tests.classroom_client import (
+    Board,
+    connect,
+    create_room,
+    join,
+    receive,
+    receive_type,
+)
 from tests.support import ServerProcess, canvas_png, holdout
 
-ANSWER_TIMEOUT_S = 30
 STUDENTS = 30
-HTML_NAME = '<img src=x onerror=f()>&amp;'
+HTML_NAME = "<img src=x onerror=f()>&amp;"
 
 
 class Clock:
@@ -38,12 +45,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def result(digit: int | None) -> Classification:
-    if digit is None:
-        return Classification(empty=True, probabilities=(0.0,) * 10)
-    return Classification(False, tuple(0.91 if d == digit else 0.01 for d in range(10)), b"png")
 
 
 # ---- Codes, names, limits, rooms: no server ----------------------------------------------
@@ -89,127 +90,27 @@ def test_token_buckets_refill_and_stay_bounded() -> None:
     assert buckets.take("a")
     for key in "bcdef":
         buckets.take(key)
-    assert len(buckets._buckets) <= 2
-
-
-def test_a_room_caps_its_students() -> None:
-    rooms = MemoryRooms(max_students=2)
-    room, _ = rooms.create()
-    room.join("a", lambda m: None)
-    room.join("b", lambda m: None)
-    with pytest.raises(RoomFull):
-        room.join("c", lambda m: None)
-
-
-def test_updates_between_ticks_become_one_delta_with_the_changed_tiles() -> None:
-    room, _ = MemoryRooms().create()
-    seats = [room.join(f"s{i}", lambda m: None) for i in range(5)]
-    watch = room.watch()
-    for _ in range(10):
-        for seat in seats[:3]:
-            seat.update(result(7))
-    seats[4].leave()
-    changed, removed = watch.take()
-    delta = messages.delta(room, changed, removed)
-    assert [tile["name"] for tile in delta["changed"]] == sorted(["s0", "s1", "s2"], key=lambda n: seats[int(n[1])].tile.id)
-    assert delta["removed"] == [seats[4].tile.id]
-    assert delta["students"] == 4
-    room.set_prompt(7)
-    assert messages.counts(room)["matching"] == 3
-    assert watch.take() == (set(), set())
-
-
-def test_idle_rooms_expire_and_tell_everyone() -> None:
-    clock = Clock()
-    rooms = MemoryRooms(idle_s=60, clock=clock)
-    room, _ = rooms.create()
-    busy, _ = rooms.create()
-    told: list[dict] = []
-    room.join("a", told.append)
-    watch = room.watch()
-    clock.now += 50
-    busy.set_prompt(3)
-    clock.now += 20
-    assert rooms.expire_idle() == 1
-    assert told == [{"type": "room_closed", "reason": "expired"}]
-    assert watch.closed == "expired"
-    assert rooms.get(room.code) is None and rooms.get(busy.code) is busy
+    assert len(buckets) <= 2
 
 
 def test_teacher_commands_are_validated() -> None:
     assert parse_command('{"type": "prompt", "digit": 7}')["digit"] == 7
     assert parse_command('{"type": "prompt", "digit": null}')["digit"] is None
-    for bad in ('{"type": "prompt", "digit": 10}', '{"type": "prompt", "digit": true}', '{"type": "remove"}',
-                '{"type": "auth"}', "[]", "nope", "[" * 100_000, None):
+    for bad in (
+        '{"type": "prompt", "digit": 10}',
+        '{"type": "prompt", "digit": true}',
+        '{"type": "remove"}',
+        '{"type": "auth"}',
+        "[]",
+        "nope",
+        "[" * 100_000,
+        None,
+    ):
         with pytest.raises(BadCommand):
             parse_command(bad)
 
 
 # ---- A real server --------------------------------------------------------------------------
-
-
-async def receive(ws: websockets.ClientConnection) -> dict[str, Any]:
-    return json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT_S))
-
-
-async def receive_type(ws: websockets.ClientConnection, kind: str) -> dict[str, Any]:
-    """The next message of `kind`, skipping predictions and pongs on the way."""
-    while (message := await receive(ws))["type"] != kind:
-        assert message["type"] in ("prediction", "pong"), message
-    return message
-
-
-async def create_room(server: ServerProcess, address: str = "127.0.0.1") -> dict[str, Any]:
-    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address=address)) as client:
-        response = await client.post(f"{server.base_url}/api/rooms")
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def connect(server: ServerProcess, path: str = "/ws", address: str = "127.0.0.1") -> websockets.connect:
-    return websockets.connect(server.ws_url.replace("/ws", path), local_addr=(address, 0), max_size=None)
-
-
-class Board:
-    """A teacher's dashboard as a test sees it: tiles kept up to date from snapshot and deltas."""
-
-    def __init__(self, ws: websockets.ClientConnection) -> None:
-        self.ws = ws
-        self.tiles: dict[str, dict] = {}
-        self.last: dict[str, Any] = {}
-        self.deltas = 0
-
-    @classmethod
-    async def open(cls, server: ServerProcess, room: dict[str, Any]) -> Board:
-        ws = await connect(server, "/ws/teacher")
-        await ws.send(json.dumps({"type": "auth", "room": room["room"], "secret": room["secret"]}))
-        board = cls(ws)
-        snapshot = await receive(ws)
-        assert snapshot["type"] == "snapshot" and snapshot["room"] == room["room"]
-        board.apply(snapshot)
-        return board
-
-    def apply(self, message: dict[str, Any]) -> None:
-        self.last = message
-        if message["type"] == "snapshot":
-            self.tiles = {tile["id"]: tile for tile in message["tiles"]}
-        elif message["type"] == "tiles":
-            self.deltas += 1
-            self.tiles.update({tile["id"]: tile for tile in message["changed"]})
-            for student in message["removed"]:
-                self.tiles.pop(student, None)
-            assert message["students"] == len(self.tiles)
-
-    async def until(self, done: Callable[[Board], bool]) -> None:
-        while not done(self):
-            message = await receive(self.ws)
-            if message["type"] in ("closed", "error"):
-                self.last = message
-                return
-            self.apply(message)
-
-    async def command(self, **command: Any) -> None:
-        await self.ws.send(json.dumps(command))
 
 
 @pytest.fixture(scope="module")
@@ -267,14 +168,16 @@ async def test_a_teacher_sees_thirty_students_draw_and_runs_the_class(server: Se
         await board.until(lambda b: ids[1] not in b.tiles)
         await students[1].send(digit_pngs[1][0])
         await receive_type(students[1], "prediction")
-        # A student who leaves (closes the tab) disappears too.
-        await students[2].close()
+        # A student who leaves disappears too; one whose tab closes stays, away, for a rejoin.
+        await students[2].send(json.dumps({"type": "leave"}))
         await board.until(lambda b: ids[2] not in b.tiles)
+        await students[3].close()
+        await board.until(lambda b: b.tiles[ids[3]]["away"])
         assert len(board.tiles) == STUDENTS - 2
 
         # Close the room: every remaining student is told, the dashboard is told and closed.
         await board.command(type="close")
-        for ws in students[0:1] + students[3:]:
+        for ws in students[0:1] + students[4:]:
             assert (await receive_type(ws, "room_closed"))["reason"] == "closed"
         await board.until(lambda b: False)
         assert board.last == {"type": "closed", "reason": "closed"}
@@ -298,11 +201,14 @@ async def test_a_closed_room_cannot_be_joined(server: ServerProcess) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-@pytest.mark.parametrize("auth", [
-    {"type": "auth", "secret": "wrong"},
-    {"type": "auth"},
-    {"type": "prompt", "digit": 1},
-])
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"type": "auth", "secret": "wrong"},
+        {"type": "auth"},
+        {"type": "prompt", "digit": 1},
+    ],
+)
 async def test_the_dashboard_needs_the_teacher_secret(server: ServerProcess, auth: dict) -> None:
     room = await create_room(server)
     async with connect(server, "/ws/teacher", address="127.0.0.3") as ws:
@@ -321,7 +227,7 @@ async def test_a_student_sees_nothing_of_other_students_or_rooms(server: ServerP
     async with connect(server) as me, connect(server) as stranger, connect(server) as classmate:
         await me.send(json.dumps({"type": "join", "room": mine["room"], "name": "me"}))
         joined = await receive_type(me, "joined")
-        assert set(joined) == {"type", "room", "student", "name", "prompt"}
+        assert set(joined) == {"type", "room", "student", "name", "prompt", "rejoin"}
         await classmate.send(json.dumps({"type": "join", "room": mine["room"], "name": "classmate"}))
         await stranger.send(json.dumps({"type": "join", "room": other["room"], "name": "stranger"}))
         await receive_type(classmate, "joined")
@@ -341,25 +247,111 @@ async def test_a_student_sees_nothing_of_other_students_or_rooms(server: ServerP
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_wrong_codes_are_rate_limited_per_address(server: ServerProcess) -> None:
+async def test_a_socket_that_keeps_guessing_waits_but_its_classmates_do_not(server: ServerProcess) -> None:
     room = await create_room(server)
-    async with connect(server, address="127.0.0.9") as guesser, connect(server) as student:
+    async with connect(server, address="127.0.0.9") as guesser, connect(server, address="127.0.0.9") as classmate:
         codes = []
-        for _ in range(30):
+        for _ in range(10):
             await guesser.send(json.dumps({"type": "join", "room": new_code(), "name": "guess"}))
-            codes.append((await receive_type(guesser, "error"))["code"])
-            if codes[-1] == "rate_limited":
+            error = await receive_type(guesser, "error")
+            codes.append(error["code"])
+            if error["code"] == "rate_limited":
+                assert 1 <= error["retry_after"] <= 3
                 break
-        assert codes[0] == "room_not_found" and codes[-1] == "rate_limited"
-        assert "room_not_found" not in codes[codes.index("rate_limited"):]
+        assert codes == ["room_not_found"] * 5 + ["rate_limited"]
         await guesser.send(json.dumps({"type": "join", "room": room["room"], "name": "guess"}))
-        assert (await receive_type(guesser, "error"))["code"] == "rate_limited", "even a right code, while limited"
-        await student.send(json.dumps({"type": "join", "room": room["room"], "name": "other address"}))
-        assert (await receive_type(student, "joined"))["room"] == room["room"]
+        assert (await receive_type(guesser, "error"))["code"] == "rate_limited", "its own guesses: even a right code"
+        assert (await join(classmate, room, "classmate"))["room"] == room["room"], "not its classmate's"
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9")) as client:
-        response = await client.get(f"{server.base_url}/api/rooms/{room['room']}/qr.svg")
-        assert response.status_code == 429
-        assert 1 <= int(response.headers["Retry-After"]) <= 3
+        assert (await client.get(f"{server.base_url}/api/rooms/{room['room']}/qr.svg")).status_code == 200
+        assert (await client.get(f"{server.base_url}/api/rooms/{new_code()}/qr.svg")).status_code == 404
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_class_behind_one_address_joins_though_some_mistype(server: ServerProcess) -> None:
+    """40 students share the school's address; 10 of them mistype the code 3 times first."""
+    address = "127.0.0.10"
+    room = await create_room(server, address)
+    board = await Board.open(server, room, address)
+    students = [await connect(server, address=address) for _ in range(40)]
+    try:
+        for ws in students[:10]:
+            for _ in range(3):
+                await ws.send(json.dumps({"type": "join", "room": new_code(), "name": "typo"}))
+                assert (await receive_type(ws, "error"))["code"] == "room_not_found"
+        ids = [(await join(ws, room, f"Student {i}"))["student"] for i, ws in enumerate(students)]
+        await board.until(lambda b: set(b.tiles) == set(ids))
+        await board.command(type="ping", t=1)
+        await board.until(lambda b: b.last.get("type") == "pong")
+        assert board.last == {"type": "pong", "t": 1}, "the dashboard stays connected"
+    finally:
+        for ws in students:
+            await ws.close()
+        await board.ws.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_address_out_of_guesses_still_lets_right_codes_and_secrets_in(server: ServerProcess) -> None:
+    address = "127.0.0.11"
+    room = await create_room(server, address)
+    waits = []
+    while not waits:  # five wrong guesses per socket until the address's budget is spent
+        async with connect(server, address=address) as ws:
+            for _ in range(5):
+                await ws.send(json.dumps({"type": "join", "room": new_code(), "name": "guess"}))
+                error = await receive_type(ws, "error")
+                if error["code"] == "rate_limited":
+                    waits.append(error["retry_after"])
+                    break
+    assert 1 <= waits[0] <= 3
+    async with connect(server, address=address) as student:
+        assert (await join(student, room, "on time"))["name"] == "on time"
+    board = await Board.open(server, room, address)
+    await board.ws.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_wrong_secrets_for_one_room_wait_and_the_right_one_does_not(server: ServerProcess) -> None:
+    room = await create_room(server)
+    errors = []
+    while not errors or errors[-1]["code"] != "rate_limited":
+        async with connect(server, "/ws/teacher", address="127.0.0.12") as ws:
+            await ws.send(json.dumps({"type": "auth", "room": room["room"], "secret": "guess"}))
+            errors.append(await receive(ws))
+    assert [e["code"] for e in errors] == ["unauthorized"] * 10 + ["rate_limited"]
+    assert 1 <= errors[-1]["retry_after"] <= 3
+    board = await Board.open(server, room, "127.0.0.12")
+    await board.ws.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_rooms_are_created_only_from_this_sites_pages(server: ServerProcess) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        refused = await client.post("/api/rooms", headers={"Origin": "https://elsewhere.example"})
+        assert refused.status_code == 403 and refused.json()["code"] == "bad_origin"
+        assert (await client.post("/api/rooms", headers={"Origin": server.base_url})).status_code == 201
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_dropped_student_rejoins_the_same_seat(server: ServerProcess, digit_pngs) -> None:
+    room = await create_room(server)
+    board = await Board.open(server, room)
+    async with connect(server) as first, connect(server) as namesake:
+        joined = await join(first, room, "Ana")
+        assert (await join(namesake, room, "Ana"))["name"] == "Ana 2"
+        await first.send(digit_pngs[3][0])
+        digit = (await receive_type(first, "prediction"))["digit"]
+    await board.until(lambda b: b.tiles.get(joined["student"], {}).get("away") is True)
+    assert board.tiles[joined["student"]]["digit"] == digit, "an away tile keeps its drawing"
+    async with connect(server) as again:
+        rejoined = await join(again, room, "Ana", rejoin=joined["rejoin"])
+        assert {k: rejoined[k] for k in ("student", "name", "rejoin")} == {
+            k: joined[k] for k in ("student", "name", "rejoin")
+        }
+        await board.until(lambda b: b.tiles[joined["student"]]["away"] is False)
+        repeated = await join(again, room, "Ana", rejoin=joined["rejoin"])
+        assert repeated["student"] == joined["student"], "joining again on the same connection keeps the seat"
+    await board.ws.close()
 
 
 @pytest.mark.asyncio(loop_scope="session")

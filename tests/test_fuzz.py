@@ -1,5 +1,6 @@
 """Fuzzing /ws with hypothesis against the real server: random bytes, truncated and bit-flipped
-images, huge declared dimensions, random JSON shapes, wrong frame types.
+images, huge declared dimensions, hostile but valid images (tests/hostile_images.py: scan
+bombs, chunk floods, APNG, interlaced, 16-bit), random JSON shapes, wrong frame types.
 
 Every frame must get its answer (a prediction or an error, a pong, or nothing for `clear`),
 the socket must stay open, and a good snapshot after each burst must still be classified.
@@ -20,7 +21,8 @@ import threading
 import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, Self
 
 import numpy as np
 import websockets
@@ -29,13 +31,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from server.config import Settings
-from tests.support import ServerProcess, canvas_png, holdout
+from tests.hostile_images import families
+from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, holdout
 
 FRAMES = int(os.environ.get("DIGITSTREAM_FUZZ_FRAMES", "10000"))
 CONNECTIONS = 6
 BURST = (40, 60)
-ANSWER_TIMEOUT_S = 30
-SNAPSHOT_ANSWERS = {"prediction", "bad_image", "too_large"}
+SNAPSHOT_ANSWERS = {"prediction", "bad_image", "too_large", "unsupported_format"}
 JOIN_REFUSALS = {"room_not_found", "rate_limited", "bad_name"}
 
 
@@ -46,6 +48,7 @@ class Frame:
 
 
 # -- strategies ---------------------------------------------------------------------------------
+
 
 def encoded(image: Image.Image, fmt: str) -> bytes:
     buffer = io.BytesIO()
@@ -59,9 +62,15 @@ def seed_images() -> list[bytes]:
     digit = Image.open(io.BytesIO(canvas_png(x[1], size=64)))
     transparent = Image.merge("RGBA", [digit] * 3 + [digit])
     return [
-        encoded(digit, "PNG"), encoded(digit.convert("RGB"), "JPEG"), encoded(digit.convert("RGB"), "WEBP"),
-        encoded(transparent, "PNG"), encoded(digit.convert("LA"), "PNG"), encoded(digit.convert("P"), "PNG"),
-        encoded(digit.convert("1"), "PNG"), encoded(digit.convert("I;16"), "PNG"), encoded(digit, "GIF"),
+        encoded(digit, "PNG"),
+        encoded(digit.convert("RGB"), "JPEG"),
+        encoded(digit.convert("RGB"), "WEBP"),
+        encoded(transparent, "PNG"),
+        encoded(digit.convert("LA"), "PNG"),
+        encoded(digit.convert("P"), "PNG"),
+        encoded(digit.convert("1"), "PNG"),
+        encoded(digit.convert("I;16"), "PNG"),
+        encoded(digit, "GIF"),
     ]
 
 
@@ -111,7 +120,9 @@ def random_images(draw: st.DrawFn) -> bytes:
     pixels = {
         "noise": lambda: rng.integers(0, 256, (height, width, 4), np.uint8),
         "flat": lambda: np.full((height, width, 4), rng.integers(0, 256), np.uint8),
-        "bar": lambda: np.pad(np.full((max(1, height // 3), width, 4), 255, np.uint8), ((height // 3, 0), (0, 0), (0, 0))),
+        "bar": lambda: np.pad(
+            np.full((max(1, height // 3), width, 4), 255, np.uint8), ((height // 3, 0), (0, 0), (0, 0))
+        ),
         "speck": lambda: np.pad(np.full((1, 1, 4), 255, np.uint8), ((0, height - 1), (0, width - 1), (0, 0))),
     }[draw(st.sampled_from(["noise", "flat", "bar", "speck"]))]()[:height, :width]
     image = Image.fromarray(pixels, "RGBA").convert(draw(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "1", "I;16"])))
@@ -120,6 +131,18 @@ def random_images(draw: st.DrawFn) -> bytes:
         return encoded(image, fmt)
     except (OSError, ValueError, KeyError):  # a mode that format cannot hold
         return encoded(image, "PNG")
+
+
+HOSTILE = {family.name: family for family in families()}
+
+
+@cache
+def hostile_image(name: str) -> bytes:
+    """Built once, when first drawn: some take a second to compress."""
+    return HOSTILE[name].build()
+
+
+hostile_images = st.sampled_from(sorted(HOSTILE)).map(hostile_image)
 
 
 json_values = st.recursive(
@@ -146,6 +169,7 @@ frames = st.one_of(
     bit_flipped().map(Frame),
     declared_dimensions().map(Frame),
     random_images().map(Frame),
+    hostile_images.map(Frame),
     seeds.map(Frame),
     st.text(max_size=200).map(Frame),
     json_values.map(json.dumps).map(Frame),
@@ -157,6 +181,7 @@ bursts = st.lists(frames, min_size=BURST[0], max_size=BURST[1])
 
 
 # -- the client -----------------------------------------------------------------------------------
+
 
 def expected_reply(text: str) -> tuple[str, Any]:
     """What docs/protocol.md promises for a text frame: ("none"|"pong"|"join"|"bad_message"|"too_large", pong's t)."""
@@ -190,7 +215,7 @@ class FuzzClient:
         x, y = holdout()
         self._good, self._label = canvas_png(x[0]), int(y[0])
 
-    def __enter__(self) -> "FuzzClient":
+    def __enter__(self) -> Self:
         self._thread.start()
         self._connections = self._run(self._connect())
         self._seqs = [0] * len(self._connections)
@@ -214,7 +239,9 @@ class FuzzClient:
         await asyncio.gather(*(ws.close() for ws in self._connections))
 
     async def _connect(self) -> list[websockets.ClientConnection]:
-        return list(await asyncio.gather(*(websockets.connect(self.ws_url, ping_interval=None) for _ in range(CONNECTIONS))))
+        return list(
+            await asyncio.gather(*(websockets.connect(self.ws_url, ping_interval=None) for _ in range(CONNECTIONS)))
+        )
 
     async def _send_shares(self, shares: list[list[Frame]]) -> None:
         await asyncio.gather(*(self._send_all(index, share) for index, share in enumerate(shares)))
@@ -254,8 +281,12 @@ def fuzz(server: ServerProcess, frame_count: int) -> None:
     log_start = len(server.log_text())
     with FuzzClient(server.ws_url) as client:
 
-        @settings(max_examples=-(-frame_count // BURST[0]), deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=-(-frame_count // BURST[0]),
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(bursts)
         def burst_is_answered(burst: list[Frame]) -> None:
             if client.frames_sent < frame_count:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import base64
+import contextlib
+import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,27 +22,38 @@ import websockets
 from PIL import Image
 from websockets.exceptions import ConnectionClosed
 
+from server.config import Settings, add_options, from_args, from_env
 from tests.support import REPO, ServerProcess, canvas_png, free_port, holdout
 
 
-def test_help_explains_every_flag_and_its_environment_variable() -> None:
+def test_help_explains_every_setting_with_its_flag_and_environment_variable() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server", "serve", "--help"], cwd=REPO, capture_output=True, text=True, check=True
     )
-    for flag in (
-        "--host", "--port", "--model", "--max-batch-size", "--max-batch-wait-ms",
-        "--max-message-bytes", "--allowed-origins", "--log-level", "--save-inputs",
-    ):
-        assert flag in result.stdout
-        env_name = "DIGITSTREAM_" + flag.removeprefix("--").replace("-", "_").upper()
-        assert env_name in result.stdout
+    help_text = " ".join(result.stdout.split())
+    for field in dataclasses.fields(Settings):
+        flag, variable = "--" + field.name.replace("_", "-"), "DIGITSTREAM_" + field.name.upper()
+        assert f"{flag} " in help_text and f"[{variable}]" in help_text, field.name
+
+
+def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
+    environ = {"DIGITSTREAM_MAX_BATCH_SIZE": "4", "DIGITSTREAM_ALLOWED_HOSTS": "class.example, lab.example"}
+    from_variables = from_env(Settings, environ)
+    assert from_variables.max_batch_size == 4 and from_variables.allowed_hosts == ("class.example", "lab.example")
+    parser = argparse.ArgumentParser()
+    add_options(parser, Settings, environ)
+    settings = from_args(Settings, parser.parse_args(["--max-batch-size", "8"]))
+    assert settings.max_batch_size == 8
+    assert settings.allowed_hosts == ("class.example", "lab.example")
+    assert settings.port == Settings().port
 
 
 def test_environment_variables_are_the_fallback_for_flags(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "DIGITSTREAM_PORT": str(port), "DIGITSTREAM_MAX_BATCH_SIZE": "4"}
-    process = subprocess.Popen([sys.executable, "-m", "server"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         server = ServerProcess(port=port, process=process)
         server.wait_healthy()
@@ -91,17 +108,120 @@ async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_pat
     assert "Traceback" not in server.log_text()
 
 
+async def stalled_client(server: ServerProcess) -> tuple[websockets.ClientConnection, asyncio.Task]:
+    """A client that stopped reading while the server was sending to it: a tiny receive buffer,
+    and far more pongs asked for than every buffer between the two holds. Returns once the
+    server has stopped reading it too, because the send it is stuck in comes first."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    lazy = await websockets.connect(server.ws_url, sock=sock, max_queue=1)
+    # as large as a control message may be, incompressible, and its pong is as large
+    ping = json.dumps({"type": "ping", "t": base64.b64encode(os.urandom(Settings().max_text_bytes // 2)).decode()})
+
+    sent = [0]
+
+    async def send_and_never_read() -> None:
+        with contextlib.suppress(ConnectionClosed, OSError):
+            while True:
+                await lazy.send(ping)
+                sent[0] += 1
+
+    sender = asyncio.create_task(send_and_never_read())
+    deadline = time.monotonic() + 60
+    unchanged, last = 0, -1
+    while unchanged < 10:  # the server has stopped taking its frames, for ten looks in a row
+        assert time.monotonic() < deadline, "the server kept reading a client that never reads"
+        await asyncio.sleep(0.05)
+        blocked = lazy.transport.get_write_buffer_size() > 0 and sent[0] == last
+        unchanged, last = (unchanged + 1 if blocked else 0), sent[0]
+    return lazy, sender
+
+
+async def closed_with(ws: websockets.ClientConnection) -> int | None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    return ws.close_code
+
+
+async def sigterm_beside_a_stalled_client(server: ServerProcess) -> tuple[int | None, float]:
+    """SIGTERM while a drawer is connected and another client has stopped reading; returns the
+    drawer's close code and how long the process took to exit."""
+    x, _ = holdout()
+    lazy, sender = await stalled_client(server)
+    try:
+        async with websockets.connect(server.ws_url) as drawer:
+            await drawer.send(canvas_png(x[0]))
+            assert json.loads(await asyncio.wait_for(drawer.recv(), 30))["type"] == "prediction"
+            stopped_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            code = await closed_with(drawer)
+            assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
+            return code, time.monotonic() - stopped_at
+    finally:
+        sender.cancel()
+        lazy.transport.abort()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_sigterm_beside_a_client_that_stopped_reading_ends_in_time(tmp_path) -> None:
+    server = ServerProcess(log_path=tmp_path / "server.log").start()
+    try:
+        code, took_s = await sigterm_beside_a_stalled_client(server)
+    finally:
+        server.stop(signal.SIGKILL)
+    log = server.log_text()
+    assert code == 1001
+    assert took_s < 5
+    assert "Application shutdown complete." in log, "the lifespan shutdown (rooms, queue) must run"
+    assert "Traceback" not in log
+    assert not [line for line in log.splitlines() if line.startswith("ERROR")]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_sigterm_under_uvicorn_factory_is_as_the_readme_says(tmp_path) -> None:
+    """Plain uvicorn closes every socket with 1012 at once, then waits up to its own
+    --timeout-graceful-shutdown for the client that stopped reading (README, "Configuration")."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "server.app:create_app",
+        "--timeout-graceful-shutdown",
+        "2",
+    ]
+    server = ServerProcess(command=command, log_path=tmp_path / "server.log").start()
+    try:
+        code, took_s = await sigterm_beside_a_stalled_client(server)
+    finally:
+        server.stop(signal.SIGKILL)
+    assert code == 1012
+    assert took_s < 5  # uvicorn's 2 s for the stalled client, and the lifespan shutdown
+    assert "Application shutdown complete." in server.log_text(), "the lifespan shutdown runs all the same"
+
+
+PNG_END = b"IEND\xaeB`\x82"
+
+
+def all_written(directory: Path) -> bool:
+    saved = list(directory.glob("*.png"))
+    return bool(saved) and all(path.read_bytes().endswith(PNG_END) for path in saved)
+
+
 def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
     inputs = tmp_path / "inputs"
     server = ServerProcess(args=["--save-inputs", str(inputs)], log_path=tmp_path / "server.log").start()
     try:
-        x, y = holdout()
+        x, _ = holdout()
         response = httpx.post(
             f"{server.base_url}/api/classify", content=canvas_png(x[0]), headers={"content-type": "image/png"}
         )
         assert response.status_code == 200
         deadline = time.monotonic() + 10
-        while not list(inputs.glob("*.png")) and time.monotonic() < deadline:
+        # written on a thread after the answer: wait until a whole PNG (ending in IEND) is there
+        while not all_written(inputs) and time.monotonic() < deadline:
             time.sleep(0.05)
         saved = list(inputs.glob("*.png"))
         assert len(saved) == 1
@@ -109,3 +229,9 @@ def test_save_inputs_writes_what_the_model_was_given(tmp_path) -> None:
         assert Image.open(saved[0]).size == (28, 28)
     finally:
         server.stop()
+
+
+def test_the_readme_names_every_flag() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [field.name for field in dataclasses.fields(Settings) if f"`--{field.name.replace('_', '-')}`" not in readme]
+    assert not missing

@@ -20,12 +20,21 @@ def test_a_built_wheel_installed_on_its_own_serves_the_page(tmp_path: Path) -> N
     subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True)
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), *map(str, dist.glob("*.whl"))], check=True)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    imported = subprocess.run([sys.executable, "-c", "import server; print(server.__file__)"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import server; print(server.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(imported.stdout.strip()).is_relative_to(site)
 
-    server = ServerProcess(command=[str(site / "bin" / "digitstream"), "serve"], env={"PYTHONPATH": str(site)},
-                           log_path=tmp_path / "server.log").start()
+    server = ServerProcess(
+        command=[str(site / "bin" / "digitstream"), "serve"],
+        env={"PYTHONPATH": str(site)},
+        log_path=tmp_path / "server.log",
+    ).start()
     try:
         page = httpx.get(f"{server.base_url}/")
         script = httpx.get(f"{server.base_url}/js/main.js")

@@ -4,14 +4,21 @@ most one delta per tick while anything changes; commands in (docs/protocol.md, "
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from server.classroom import messages
-from server.classroom.rooms import Room, Watch
-from server.connection import CLIENT_GONE, Close, Socket, parse_json_object, run_until_first_ends
+from server.classroom.rooms import ClassroomUnavailable, Room, RoomGone, Watch
+from server.connection import (
+    CLIENT_GONE,
+    Close,
+    Socket,
+    parse_json_object,
+    run_until_first_ends,
+)
 from server.errors import BadMessage, ClientError
 
-TICK_S = 0.2        # at most five dashboard updates a second, however many students draw
+TICK_S = 0.2  # at most five dashboard updates a second, however many students draw
 
 
 class BadCommand(BadMessage):
@@ -25,35 +32,56 @@ class UnknownStudent(ClientError):
     code, message, http_status = "unknown_student", "No such student in this room.", 404
 
 
+TRY_AGAIN_LATER = 1013  # WebSocket close code: the page reconnects after a while
+
+
 class Dashboard:
     def __init__(self, socket: Socket, room: Room, join_url: str) -> None:
         self.socket = socket
         self.room = room
         self.join_url = join_url
+        self._close_code = Close.NORMAL
 
     async def serve(self) -> None:
         # Tracked like a student's connection, so a shutdown closes it with 1001 at once.
         forget = self.socket.service.track(lambda: self.socket.close(Close.GOING_AWAY))
-        watch = self.room.watch()
+        watch: Watch | None = None
         try:
-            await self.socket.send_json(messages.snapshot(self.room, self.join_url))
+            watch = await self.room.watch()
+            await self.socket.send_json(messages.snapshot(await self.room.view(), self.join_url))
             await run_until_first_ends("dashboard", self._push(watch), self._receive())
         except CLIENT_GONE:
             pass  # the teacher left before the snapshot went out
+        except (RoomGone, ClassroomUnavailable) as ended:
+            with contextlib.suppress(*CLIENT_GONE):
+                await self._ended(ended)
         finally:
             forget()
-            self.room.unwatch(watch)
-            await self.socket.close(Close.NORMAL)
+            if watch is not None:
+                await self.room.unwatch(watch)
+            await self.socket.close(self._close_code)
 
     async def _push(self, watch: Watch) -> None:
-        while True:
-            await watch.wait()
-            if watch.closed is not None:
-                await self.socket.send_json(messages.closed(watch.closed))
-                return
-            changed, removed = watch.take()
-            await self.socket.send_json(messages.delta(self.room, changed, removed))
-            await asyncio.sleep(TICK_S)
+        try:
+            while True:
+                await watch.wait()
+                if watch.closed is not None:
+                    await self.socket.send_json(messages.closed(watch.closed))
+                    return
+                changed, removed = watch.take()
+                await self.socket.send_json(messages.delta(await self.room.view(), changed, removed))
+                await asyncio.sleep(TICK_S)
+        except (RoomGone, ClassroomUnavailable) as ended:
+            await self._ended(ended)
+
+    async def _ended(self, ended: Exception) -> None:
+        """The room is gone (the dashboard is told it closed) or Redis is: the page should
+        come back with its secret a little later."""
+        if isinstance(ended, ClassroomUnavailable):
+            self._close_code = TRY_AGAIN_LATER
+            await self.socket.send_error(ended)
+        else:
+            await self.socket.send_json(messages.closed("expired"))
 
     async def _receive(self) -> None:
         while (frame := await self.socket.receive()) is not None:
@@ -62,19 +90,22 @@ class Dashboard:
             except BadMessage:
                 await self.socket.send_error(BadCommand())
                 continue
-            await self._command(command)
+            try:
+                await self._command(command)
+            except ClassroomUnavailable as unavailable:
+                await self.socket.send_error(unavailable)
 
     async def _command(self, command: dict[str, Any]) -> None:
         kind = command["type"]
         if kind == "prompt":
-            self.room.set_prompt(command["digit"])
+            await self.room.set_prompt(command["digit"])
         elif kind == "clear_all":
-            self.room.clear_all()
+            await self.room.clear_all()
         elif kind == "remove":
-            if not self.room.remove(command["student"]):
+            if not await self.room.remove(command["student"]):
                 await self.socket.send_error(UnknownStudent())
         elif kind == "close":
-            self.room.close("closed")
+            await self.room.close("closed")
         else:
             await self.socket.send_json({"type": "pong", "t": command.get("t")})
 

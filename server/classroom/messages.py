@@ -7,7 +7,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from server.classroom.rooms import Room, Tile
+    from server.classroom.rooms import Seat, Tile, View
 
 Message = dict[str, Any]
 
@@ -19,41 +19,49 @@ def tile(tile: Tile) -> Message:
         "digit": tile.digit,
         "confidence": round(tile.confidence, 4),
         "preview": base64.b64encode(tile.preview_png).decode() if tile.preview_png else None,
+        "away": tile.away,
     }
 
 
-def snapshot(room: Room, join_url: str) -> Message:
+def snapshot(view: View, join_url: str) -> Message:
     """Everything a dashboard shows, sent once after it authenticates."""
     return {
         "type": "snapshot",
-        "room": room.code,
+        "room": view.code,
         "join_url": join_url,
-        "max_students": room.max_students,
-        "tiles": [tile(t) for t in room.tiles],
-        **counts(room),
+        "max_students": view.max_students,
+        "tiles": [tile(t) for t in view.tiles],
+        **counts(view),
     }
 
 
-def delta(room: Room, changed: set[str], removed: set[str]) -> Message:
-    tiles = [room.tile(student) for student in sorted(changed)]
+def delta(view: View, changed: set[str], removed: set[str]) -> Message:
+    tiles = [view.tile(student) for student in sorted(changed)]
     return {
         "type": "tiles",
         "changed": [tile(t) for t in tiles if t is not None],
         "removed": sorted(removed),
-        **counts(room),
+        **counts(view),
     }
 
 
-def counts(room: Room) -> Message:
-    return {"students": len(room.tiles), "matching": room.matching, "prompt": room.prompt}
+def counts(view: View) -> Message:
+    return {"students": len(view.tiles), "matching": view.matching, "prompt": view.prompt}
 
 
 def closed(reason: str) -> Message:
     return {"type": "closed", "reason": reason}
 
 
-def joined(room: Room, student: str, name: str) -> Message:
-    return {"type": "joined", "room": room.code, "student": student, "name": name, "prompt": room.prompt}
+def joined(code: str, seat: Seat) -> Message:
+    return {
+        "type": "joined",
+        "room": code,
+        "student": seat.id,
+        "name": seat.name,
+        "prompt": seat.prompt,
+        "rejoin": seat.rejoin,
+    }
 
 
 def prompt(digit: int | None) -> Message:

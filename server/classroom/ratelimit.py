@@ -1,10 +1,13 @@
-"""Per-address token buckets, for failed join-code guesses and for room creation."""
+"""Token buckets: wrong join codes and secrets per address, per code tried and per socket, and
+room creation per address. `TokenBuckets` lives in one process; `RedisBuckets` keeps the same
+buckets in Redis, so a guesser cannot spread guesses over several processes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass
@@ -18,7 +21,11 @@ class TokenBuckets:
     same as no bucket, so full ones are forgotten when the table grows past `max_keys`."""
 
     def __init__(
-        self, capacity: float, per_second: float, *, max_keys: int = 10_000,
+        self,
+        capacity: float,
+        per_second: float,
+        *,
+        max_keys: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.capacity = capacity
@@ -26,6 +33,10 @@ class TokenBuckets:
         self._max_keys = max_keys
         self._clock = clock
         self._buckets: dict[str, Bucket] = {}
+
+    def __len__(self) -> int:
+        """Keys remembered: full buckets past `max_keys` are forgotten."""
+        return len(self._buckets)
 
     def available(self, key: str) -> bool:
         return self._refilled(key).tokens >= 1
@@ -39,6 +50,12 @@ class TokenBuckets:
         self._buckets[key] = bucket
         self._forget_full()
         return True
+
+    def drain(self, key: str) -> None:
+        """Empty `key`'s bucket: it waits a whole refill before its next token."""
+        bucket = self._refilled(key)
+        bucket.tokens = 0.0
+        self._buckets[key] = bucket
 
     def retry_after(self, key: str) -> float:
         """Seconds until `key` has a token again."""
@@ -61,3 +78,18 @@ class TokenBuckets:
             del self._buckets[key]
         while len(self._buckets) > self._max_keys:
             del self._buckets[next(iter(self._buckets))]
+
+
+class Limiter(Protocol):
+    """Shared buckets, whichever process asks."""
+
+    async def take(self, key: str) -> float | None:
+        """Spend one token: None, or the seconds to wait when there is none (nothing spent)."""
+
+
+class MemoryLimiter:
+    def __init__(self, buckets: TokenBuckets) -> None:
+        self.buckets = buckets
+
+    async def take(self, key: str) -> float | None:
+        return None if self.buckets.take(key) else self.buckets.retry_after(key)

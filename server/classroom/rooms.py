@@ -1,36 +1,52 @@
-"""Rooms in memory: who is in a class, each student's latest answer, and what every watching
-dashboard has not been told yet.
+"""Rooms: who is in a class, each student's latest answer, and what every watching dashboard has
+not been told yet.
 
-`Rooms` is the interface the rest of the server uses. `MemoryRooms` keeps everything in this
-process, which is enough when one server process serves the class; docs/classroom.md shows how
-a shared broadcaster replaces it when several processes do.
+`Rooms` and `Room` are the one seam the rest of the server uses. Two implementations keep the
+same contract: `memory.MemoryRooms` holds everything in this process (the default), and
+`redisrooms.RedisRooms` keeps it in Redis so that several processes serve one class. Every
+method that may reach another process is async; the local parts (a dashboard's `Watch`, the
+seats held by this process's connections) live in `fanout.Fanout` for both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
+import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from server.classifier import Classification
-from server.classroom import messages
-from server.classroom.codes import new_code, new_secret, normalize_code, secret_matches
+from server.errors import ClientError
 
 Deliver = Callable[[dict[str, Any]], None]
-DEFAULT_MAX_STUDENTS = 100
-DEFAULT_IDLE_S = 30 * 60
-DEFAULT_MAX_ROOMS = 1000
 
 
 class RoomFull(Exception):
     pass
 
 
+class RoomGone(Exception):
+    """The room was closed (or lost) while someone still held it."""
+
+
 class TooManyRooms(Exception):
     pass
+
+
+class TooManyRoomsHere(Exception):
+    """One address already has as many open rooms as it may."""
+
+
+class ClassroomUnavailable(ClientError):
+    code = "classroom_unavailable"
+    message = "Classes are unavailable right now; drawing still works. Try again in a moment."
+    http_status = 503
+
+
+class Departure(enum.Enum):
+    LEFT = "left"  # the student sent `leave` or joined another room: the seat goes now
+    DROPPED = "dropped"  # the connection ended: the seat waits, away, for a rejoin
 
 
 @dataclass
@@ -42,6 +58,27 @@ class Tile:
     digit: int | None = None
     confidence: float = 0.0
     preview_png: bytes | None = None
+    away: bool = False
+
+
+@dataclass
+class View:
+    """A room as a dashboard draws it: tiles in joining order, and the prompt."""
+
+    code: str
+    max_students: int
+    tiles: list[Tile]
+    prompt: int | None
+
+    @property
+    def matching(self) -> int:
+        """Students whose current prediction is the prompted digit."""
+        if self.prompt is None:
+            return 0
+        return sum(tile.digit == self.prompt for tile in self.tiles)
+
+    def tile(self, student: str) -> Tile | None:
+        return next((tile for tile in self.tiles if tile.id == student), None)
 
 
 class Watch:
@@ -67,188 +104,91 @@ class Watch:
         return changed, removed
 
 
+@dataclass
 class Seat:
-    """A student's place in a room, held by their /ws connection."""
+    """A student's place in a room as one connection holds it. `rejoin` is the token that
+    gets the same seat back from any process while the seat is kept; `holder` tells this
+    connection's hold from a later one's."""
 
-    def __init__(self, room: Room, tile: Tile, deliver: Deliver) -> None:
-        self.room = room
-        self.tile = tile
-        self.deliver = deliver
+    room: Room
+    id: str
+    name: str
+    rejoin: str
+    holder: str = field(repr=False)
+    prompt: int | None = None  # the room's prompt when the seat was taken
 
-    def update(self, result: Classification) -> None:
-        self.room.update(self, result)
+    async def update(self, result: Classification) -> None:
+        await self.room.update(self, result)
 
-    def leave(self) -> None:
-        self.room.leave(self.tile.id)
+    async def release(self, departure: Departure) -> None:
+        await self.room.release(self, departure)
 
 
-class Room:
-    def __init__(self, code: str, secret: str, *, max_students: int, clock: Callable[[], float]) -> None:
-        self.code = code
-        self.max_students = max_students
-        self.prompt: int | None = None
-        self.closed: str | None = None
-        self._secret = secret
-        self._clock = clock
-        self.last_active = clock()
-        self._seats: dict[str, Seat] = {}
-        self._watches: set[Watch] = set()
+class Room(Protocol):
+    code: str
+    max_students: int
 
-    @property
-    def tiles(self) -> list[Tile]:
-        return [seat.tile for seat in self._seats.values()]
+    async def authenticate(self, secret: object) -> bool:
+        """The teacher's secret; a right one also marks the room as having had a dashboard."""
 
-    @property
-    def matching(self) -> int:
-        """Students whose current prediction is the prompted digit."""
-        if self.prompt is None:
-            return 0
-        return sum(tile.digit == self.prompt for tile in self.tiles)
+    async def join(self, name: str, deliver: Deliver, rejoin: object = None) -> Seat:
+        """A seat for `name` (made unique in the room), or the seat `rejoin` names if it is
+        still kept. Raises RoomFull, RoomGone."""
 
-    def tile(self, student: str) -> Tile | None:
-        seat = self._seats.get(student)
-        return seat.tile if seat else None
+    async def update(self, seat: Seat, result: Classification) -> None:
+        """The seat's tile shows `result`; ignored once another connection holds the seat."""
 
-    def authenticate(self, secret: object) -> bool:
-        return self.closed is None and secret_matches(self._secret, secret)
+    async def release(self, seat: Seat, departure: Departure) -> None: ...
 
-    def join(self, name: str, deliver: Deliver) -> Seat:
-        if len(self._seats) >= self.max_students:
-            raise RoomFull()
-        seat = Seat(self, Tile(secrets.token_hex(6), name), deliver)
-        self._seats[seat.tile.id] = seat
-        self._touch()
-        self._changed(seat.tile.id)
-        return seat
+    async def view(self) -> View:
+        """Raises RoomGone."""
 
-    def watch(self) -> Watch:
-        watch = Watch()
-        self._watches.add(watch)
-        self._touch()
-        return watch
+    async def watch(self) -> Watch: ...
 
-    def unwatch(self, watch: Watch) -> None:
-        self._watches.discard(watch)
+    async def unwatch(self, watch: Watch) -> None: ...
 
-    def set_prompt(self, digit: int | None) -> None:
-        self.prompt = digit
-        self._touch()
-        self._tell_students(messages.prompt(digit))
-        self._notify()
+    async def set_prompt(self, digit: int | None) -> None: ...
 
-    def clear_all(self) -> None:
+    async def clear_all(self) -> None:
         """Students clear their pads; the tiles go blank now rather than when each blank answer arrives."""
-        for seat in self._seats.values():
-            seat.tile.digit, seat.tile.confidence, seat.tile.preview_png = None, 0.0, None
-            self._changed(seat.tile.id)
-        self._touch()
-        self._tell_students(messages.clear_pad())
 
-    def remove(self, student: str) -> bool:
-        seat = self._seats.get(student)
-        if seat is None:
-            return False
-        seat.deliver(messages.removed())
-        self._touch()
-        self.leave(student)
-        return True
+    async def remove(self, student: str) -> bool: ...
 
-    def close(self, reason: str = "closed") -> None:
-        if self.closed is not None:
-            return
-        self.closed = reason
-        self._tell_students(messages.room_closed(reason))
-        self._seats.clear()
-        for watch in self._watches:
-            watch.closed = reason
-            watch.mark()
-
-    def update(self, seat: Seat, result: Classification) -> None:
-        if self._seats.get(seat.tile.id) is not seat:
-            return
-        tile = seat.tile
-        tile.digit, tile.confidence, tile.preview_png = result.digit, result.confidence, result.preview_png
-        self._touch()
-        self._changed(tile.id)
-
-    def leave(self, student: str) -> None:
-        if self._seats.pop(student, None) is None:
-            return
-        self._touch()
-        for watch in self._watches:
-            watch.changed.discard(student)
-            watch.removed.add(student)
-            watch.mark()
-
-    def _changed(self, student: str) -> None:
-        for watch in self._watches:
-            watch.changed.add(student)
-            watch.mark()
-
-    def _notify(self) -> None:
-        """Something besides the tiles changed (the prompt): dashboards send a delta anyway."""
-        for watch in self._watches:
-            watch.mark()
-
-    def _tell_students(self, message: dict[str, Any]) -> None:
-        for seat in list(self._seats.values()):
-            seat.deliver(message)
-
-    def _touch(self) -> None:
-        self.last_active = self._clock()
+    async def close(self, reason: str = "closed") -> bool:
+        """True for the call that closed it."""
 
 
 class Rooms(Protocol):
     """What the routes and the student connections need from wherever rooms live."""
 
-    def create(self) -> tuple[Room, str]:
-        """A new room and its teacher secret. Raises TooManyRooms."""
+    max_students: int
 
-    def get(self, code: object) -> Room | None:
+    async def create(self, address: str) -> tuple[Room, str]:
+        """A new room and its teacher secret. Raises TooManyRooms, TooManyRoomsHere."""
+
+    async def get(self, code: object) -> Room | None:
         """The open room with that code, as typed by a person; None if there is none."""
 
-    def expire_idle(self) -> int:
-        """Close rooms inactive for too long; returns how many."""
+    async def sweep(self) -> int:
+        """Close idle rooms and rooms no dashboard opened in time; remove seats away past their
+        grace. Returns how many rooms were closed."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
-class MemoryRooms:
-    def __init__(
-        self, *, max_students: int = DEFAULT_MAX_STUDENTS, idle_s: float = DEFAULT_IDLE_S,
-        max_rooms: int = DEFAULT_MAX_ROOMS, clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_students = max_students
-        self.idle_s = idle_s
-        self.max_rooms = max_rooms
-        self._clock = clock
-        self._rooms: dict[str, Room] = {}
+def unique_names(name: str, limit: int, max_length: int) -> list[str]:
+    """`name`, then "name 2", "name 3"… (trimmed so each fits `max_length`): the first of
+    these nobody in the room has is the student's display name. `limit` + 1 candidates always
+    leave one free in a room of `limit` students."""
+    candidates = [name]
+    for number in range(2, limit + 2):
+        suffix = f" {number}"
+        candidates.append(name[: max_length - len(suffix)].rstrip() + suffix)
+    return candidates
 
-    def create(self) -> tuple[Room, str]:
-        self.expire_idle()
-        if len(self._rooms) >= self.max_rooms:
-            raise TooManyRooms()
-        code = new_code()
-        while code in self._rooms:
-            code = new_code()
-        secret = new_secret()
-        room = Room(code, secret, max_students=self.max_students, clock=self._clock)
-        self._rooms[code] = room
-        return room, secret
 
-    def get(self, code: object) -> Room | None:
-        normalized = normalize_code(code)
-        room = self._rooms.get(normalized) if normalized else None
-        if room is not None and room.closed is not None:
-            del self._rooms[room.code]
-            return None
-        return room
-
-    def expire_idle(self) -> int:
-        deadline = self._clock() - self.idle_s
-        expired = 0
-        for room in list(self._rooms.values()):
-            if room.closed is None and room.last_active < deadline:
-                room.close("expired")
-                expired += 1
-            if room.closed is not None:
-                del self._rooms[room.code]
-        return expired
+def name_key(name: str) -> str:
+    """Two names that differ only in case are the same name on a projector."""
+    return name.casefold()

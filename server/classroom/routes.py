@@ -4,6 +4,7 @@ dashboard page, and `/ws/teacher`, whose first message must carry the room's sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 from typing import Any
@@ -15,11 +16,23 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server.classroom.dashboard import Dashboard
-from server.classroom.rooms import Room, TooManyRooms
+from server.classroom.dashboard import TRY_AGAIN_LATER, Dashboard
+from server.classroom.rooms import (
+    ClassroomUnavailable,
+    Room,
+    TooManyRooms,
+    TooManyRoomsHere,
+)
 from server.classroom.service import Classroom
 from server.config import Settings
-from server.connection import CLIENT_GONE, Close, Socket, accept, parse_json_object
+from server.connection import (
+    CLIENT_GONE,
+    Close,
+    Socket,
+    accept,
+    origin_allowed,
+    parse_json_object,
+)
 from server.errors import BadMessage, Refusal
 
 AUTH_TIMEOUT_S = 10.0
@@ -58,16 +71,27 @@ async def dashboard_page(request: Request) -> Response:
 
 async def create_room(request: Request) -> Response:
     """The only answer that ever carries the teacher secret."""
+    if not origin_allowed(request.headers, settings_of(request).allowed_origins):
+        return refusal(403, "bad_origin", "Rooms are created from this server's own page.")
     classroom = classroom_of(request)
     address = address_of(request)
-    if not classroom.creations.take(address):
-        return refusal(429, "rate_limited", "Too many rooms created from this network; wait a minute.",
-                       retry_after(classroom.creations.retry_after(address)))
     try:
-        room, secret = classroom.rooms.create()
+        if (wait := await classroom.creations.take(address)) is not None:
+            return refusal(
+                429, "rate_limited", "Too many rooms created from this network; wait a minute.", retry_after(wait)
+            )
+        room, secret = await classroom.rooms.create(address)
+    except TooManyRoomsHere:
+        return refusal(
+            429,
+            "too_many_rooms",
+            "This network already has as many open rooms as it may; close one first.",
+            retry_after(60),
+        )
     except TooManyRooms:
-        return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.",
-                       retry_after(60))
+        return refusal(503, "too_many_rooms", "This server has as many open rooms as it can hold.", retry_after(60))
+    except ClassroomUnavailable as unavailable:
+        return refusal(503, unavailable.code, str(unavailable), retry_after(5))
     body = {
         "room": room.code,
         "secret": secret,
@@ -81,12 +105,16 @@ async def create_room(request: Request) -> Response:
 async def room_qr(request: Request) -> Response:
     """The join URL as an SVG QR code, for the projector. Unknown codes count as wrong guesses."""
     classroom, address = classroom_of(request), address_of(request)
-    if classroom.guessing_refused(address):
-        return refusal(429, "rate_limited", "Too many wrong class codes from this network; wait a minute.",
-                       retry_after(classroom.guesses.retry_after(address)))
-    room = classroom.rooms.get(request.path_params["code"])
+    try:
+        room = await classroom.rooms.get(request.path_params["code"])
+        wait = None if room is not None else await classroom.wrong_code(address)
+    except ClassroomUnavailable as unavailable:
+        return refusal(503, unavailable.code, str(unavailable), retry_after(5))
+    if wait is not None:
+        return refusal(
+            429, "rate_limited", "Too many wrong class codes from this network; wait a minute.", retry_after(wait)
+        )
     if room is None:
-        classroom.wrong_guess(address)
         return refusal(404, "room_not_found", "No open class has that code.")
     return Response(qr_svg(join_url(request.base_url, room.code)), media_type="image/svg+xml", headers=NO_STORE)
 
@@ -94,13 +122,15 @@ async def room_qr(request: Request) -> Response:
 def qr_svg(text: str) -> bytes:
     buffer = io.BytesIO()
     # No width/height attributes: the page sizes the code; quiet zone of 2 modules is plenty on a screen.
-    segno.make(text, error="m").save(buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff")
+    segno.make(text, error="m").save(
+        buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff"
+    )
     return buffer.getvalue()
 
 
 UNAUTHORIZED = Refusal("unauthorized", "That room code and secret do not open a dashboard.")
 NOT_AUTH = Refusal("unauthorized", 'The first message must be {"type": "auth", "room": …, "secret": …}.')
-GUESSING_REFUSED = Refusal("rate_limited", "Too many wrong codes or secrets from this network; wait a minute.")
+GUESSING_REFUSED = Refusal("rate_limited", "Too many wrong codes or secrets; wait a moment and try again.")
 
 
 async def teacher_endpoint(websocket: WebSocket) -> None:
@@ -111,6 +141,11 @@ async def teacher_endpoint(websocket: WebSocket) -> None:
         room = await authenticate(socket)
     except CLIENT_GONE:
         return
+    except ClassroomUnavailable as unavailable:
+        with contextlib.suppress(*CLIENT_GONE):
+            await socket.send_error(unavailable)
+        await socket.close(TRY_AGAIN_LATER)
+        return
     if room is None:
         await socket.close(Close.POLICY_VIOLATION)
         return
@@ -118,21 +153,22 @@ async def teacher_endpoint(websocket: WebSocket) -> None:
 
 
 async def authenticate(socket: Socket) -> Room | None:
-    """Reads `{"type": "auth", "room": CODE, "secret": SECRET}`; answers an error and returns None otherwise."""
-    classroom, address = classroom_of(socket.websocket), socket.address
+    """Reads `{"type": "auth", "room": CODE, "secret": SECRET}`; answers an error and returns None otherwise.
+    The right secret is checked before any limit: others' wrong guesses never lock a teacher out."""
+    classroom = classroom_of(socket.websocket)
     message = await first_message(socket)
     if message is None or message.get("type") != "auth":
         await socket.send_error(NOT_AUTH)
         return None
-    if classroom.guessing_refused(address):
-        await socket.send_error(GUESSING_REFUSED)
-        return None
-    room = classroom.rooms.get(message.get("room"))
-    if room is None or not room.authenticate(message.get("secret")):
-        classroom.wrong_guess(address)
+    room = await classroom.rooms.get(message.get("room"))
+    if room is not None and await room.authenticate(message.get("secret")):
+        return room
+    wait = await classroom.wrong_secret(socket.address, message.get("room"))
+    if wait is None:
         await socket.send_error(UNAUTHORIZED)
-        return None
-    return room
+    else:
+        await socket.send_error(GUESSING_REFUSED, retry_after=max(1, math.ceil(wait)))
+    return None
 
 
 async def first_message(socket: Socket) -> dict[str, Any] | None:

@@ -3,26 +3,68 @@ copied to its tile, and the teacher's messages passed back (docs/protocol.md, "C
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from server import protocol
 from server.classifier import Classification
 from server.classroom import messages
+from server.classroom.dashboard import TICK_S
 from server.classroom.names import BadName, display_name
 from server.classroom.outbox import Outbox
-from server.classroom.rooms import RoomFull, Seat
+from server.classroom.rooms import (
+    ClassroomUnavailable,
+    Departure,
+    RoomFull,
+    RoomGone,
+    Seat,
+)
 from server.classroom.service import Classroom
-from server.errors import Refusal
+from server.errors import ClientError, Refusal
 from server.ws import Connection, ControlHandler
+
+logger = logging.getLogger(__name__)
 
 LEAVING = ("removed", "room_closed")
 
-
-RATE_LIMITED = Refusal("rate_limited", "Too many wrong class codes from this network; wait a minute and try again.")
+RATE_LIMITED = Refusal("rate_limited", "Too many wrong class codes; wait a moment and try again.")
 ROOM_NOT_FOUND = Refusal("room_not_found", "No open class has that code.")
 ROOM_FULL = Refusal("room_full", "This class is full.")
+
+
+def retry_after(seconds: float) -> int:
+    """Whole seconds, as HTTP's Retry-After: never 0, so a client that obeys it never spins."""
+    return max(1, math.ceil(seconds))
+
+
+class TileWriter:
+    """At most one tile write per student in flight, and none sooner than a dashboard tick after
+    the last: a newer answer replaces one still waiting. Dashboards show a tile at most once a
+    tick anyway, so a student drawing at 20 Hz costs the room store 5 writes a second, not 20."""
+
+    def __init__(self) -> None:
+        self._next: tuple[Seat, Classification] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def push(self, seat: Seat, result: Classification) -> None:
+        self._next = (seat, result)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write(), name="digitstream-tile")
+
+    async def _write(self) -> None:
+        while self._next is not None:
+            seat, result = self._next
+            self._next = None
+            try:
+                await seat.update(result)
+            except ClassroomUnavailable:
+                pass  # logged once where Redis failed; the tile catches up with the next answer
+            except Exception:
+                logger.exception("a tile update failed")
+            await asyncio.sleep(TICK_S)
 
 
 class Student:
@@ -32,7 +74,10 @@ class Student:
         self._classroom = classroom
         self._connection = connection
         self._outbox = Outbox(connection.send)
+        self._guesses = classroom.socket_guesses()
+        self._writer = TileWriter()
         self._seat: Seat | None = None
+        self._ticket: object | None = None  # which seat room messages are for
         self._last: Classification | None = None
         connection.on_answer(self._on_answer)
 
@@ -40,54 +85,84 @@ class Student:
         return {"join": self._join, "leave": self._leave}
 
     def close(self) -> None:
-        if self._seat is not None:
-            self._seat.leave()
-            self._seat = None
+        """The connection ended: the seat waits, away, for this student to rejoin."""
+        seat, self._seat, self._ticket = self._seat, None, None
+        if seat is not None:
+            self._classroom.spawn(seat.release(Departure.DROPPED))
 
     async def _leave(self, message: dict[str, Any]) -> None:
-        self.close()
+        try:
+            await self._release()
+        except ClassroomUnavailable:
+            pass  # the seat goes when Redis returns and its grace runs out
+
+    async def _release(self) -> None:
+        seat, self._seat, self._ticket = self._seat, None, None
+        if seat is not None:
+            await seat.release(Departure.LEFT)
 
     async def _join(self, message: dict[str, Any]) -> None:
-        address = self._connection.address
-        if self._classroom.guessing_refused(address):
-            await self._refuse(RATE_LIMITED)
+        try:
+            await self._try_join(message)
+        except ClassroomUnavailable as unavailable:
+            await self._refuse(unavailable)
+
+    async def _try_join(self, message: dict[str, Any]) -> None:
+        classroom = self._classroom
+        # A right code is looked up before any limit but this socket's own wrong guesses.
+        if (wait := classroom.socket_wait(self._guesses)) is not None:
+            await self._refuse(RATE_LIMITED, retry_after=retry_after(wait))
             return
-        room = self._classroom.rooms.get(message.get("room"))
+        room = await classroom.rooms.get(message.get("room"))
         if room is None:
-            self._classroom.wrong_guess(address)
-            await self._refuse(ROOM_NOT_FOUND)
+            wait = await classroom.wrong_code(self._connection.address, self._guesses)
+            if wait is None:
+                await self._refuse(ROOM_NOT_FOUND)
+            else:
+                await self._refuse(RATE_LIMITED, retry_after=retry_after(wait))
             return
         try:
             name = display_name(message.get("name"))
         except BadName as bad:
             await self._refuse(Refusal("bad_name", str(bad)))
             return
-        self.close()
+        current = self._seat
+        if current is not None and current.room.code == room.code and message.get("rejoin") == current.rejoin:
+            self._seat = None  # its own seat again: the join below takes it over
+        else:
+            await self._release()
+        ticket = self._ticket = object()
         try:
-            seat = room.join(name, lambda event: self._deliver(seat, event))
+            seat = await room.join(name, lambda event: self._deliver(ticket, event), message.get("rejoin"))
         except RoomFull:
             await self._refuse(ROOM_FULL)
             return
+        except RoomGone:
+            await self._refuse(ROOM_NOT_FOUND)
+            return
+        if ticket is not self._ticket:
+            await seat.release(Departure.LEFT)  # a room message ended this seat before it was ours
+            return
         self._seat = seat
-        await self._connection.send(json.dumps(messages.joined(room, seat.tile.id, name)))
+        await self._connection.send(json.dumps(messages.joined(room.code, seat)))
         # A student who drew before joining (or whose drawing was answered just before a
         # reconnect's join) shows up with that drawing, not a blank tile.
         if self._last is not None:
-            seat.update(self._last)
+            self._writer.push(seat, self._last)
 
-    async def _refuse(self, refusal: Refusal) -> None:
-        await self._connection.send(protocol.error(refusal))
+    async def _refuse(self, error: ClientError, **fields: Any) -> None:
+        await self._connection.socket.send_error(error, **fields)
 
     def _on_answer(self, seq: int, result: Classification) -> None:
         self._last = result
         if self._seat is not None:
-            self._seat.update(result)
+            self._writer.push(self._seat, result)
 
-    def _deliver(self, seat: Seat, event: dict[str, Any]) -> None:
-        if seat is not self._seat:
+    def _deliver(self, ticket: object, event: dict[str, Any]) -> None:
+        if ticket is not self._ticket:
             return
         if event["type"] == "clear_pad":
             self._connection.clear()
         elif event["type"] in LEAVING:
-            self._seat = None
+            self._seat, self._ticket = None, None
         self._outbox.post(event)

@@ -1,16 +1,27 @@
-// The teacher dashboard: create a room, show how to join, and follow the class over
-// /ws/teacher (docs/protocol.md, "Classroom").
+// The teacher dashboard: start a class, show how to join, and follow the class over
+// /ws/teacher (docs/protocol.md, "Classroom"), on the same self-healing socket as the drawing
+// page (socket.js).
 //
 // The teacher secret comes from POST /api/rooms and stays in this tab's sessionStorage; the URL
-// carries only the room code in its fragment (#CODE), which browsers never send to a server,
-// so a reload reconnects and nothing logged or projected contains the secret.
+// carries only the class code in its fragment (#CODE), which browsers never send to a server,
+// so a reload reconnects and nothing logged or projected contains the secret. Only the
+// server's `unauthorized` drops the secret: a `rate_limited` answer is waited out.
 
 import { TileGrid } from './classroom-tiles.js';
+import { ReconnectingSocket } from './socket.js';
+import { setText } from './status.js';
 
 const STORAGE_KEY = 'digitstream.classroom';
-const BACKOFF_MS = [250, 500, 1000, 2000, 5000];
 const CONFIRM_MS = 4000;
 const LOOPBACK = /^(localhost|127\.|\[::1\])/;
+const STATUS_TEXT = {
+  connecting: 'Connecting…',
+  connected: 'Connecting…',     // the socket is open; "Live" once the class's snapshot arrives
+  reconnecting: 'Reconnecting…',
+  offline: 'Server unreachable, retrying',
+};
+const GONE = 'This class no longer exists on the server: it was ended, or the server restarted '
+  + '(a restart closes every class). Start a new class and give your students its new code.';
 
 const $ = (id) => document.getElementById(id);
 
@@ -18,11 +29,14 @@ const grid = new TileGrid({
   container: $('tiles'),
   template: $('tile-template'),
   onRemove: (id) => send({ type: 'remove', student: id }),
+  onChange: announceArrivals,
 });
 const promptButtons = buildPromptButtons();
-let socket = null;
-let attempts = 0;
-let room = null;        // {room, secret}
+let connection = null;
+let keys = null;          // {room, secret}
+let live = false;         // the class's snapshot arrived on the current socket
+let shownPrompt;          // undefined until the first snapshot: nothing to announce yet
+let waitUntil = 0;        // a rate_limited answer's retry time (ms since the epoch)
 
 function buildPromptButtons() {
   const buttons = new Map();
@@ -30,7 +44,7 @@ function buildPromptButtons() {
     const button = document.createElement('button');
     button.type = 'button';
     button.textContent = digit === null ? 'Free' : String(digit);
-    button.title = digit === null ? 'No prompt: students draw anything' : `Ask everyone to draw a ${digit}`;
+    button.title = digit === null ? 'No prompt: students draw any digit' : `Ask everyone to draw a ${digit}`;
     button.setAttribute('aria-pressed', 'false');
     button.addEventListener('click', () => send({ type: 'prompt', digit }));
     $('prompts').append(button);
@@ -41,7 +55,8 @@ function buildPromptButtons() {
 
 function saved() {
   try {
-    return JSON.parse(sessionStorage.getItem(STORAGE_KEY));
+    const value = JSON.parse(sessionStorage.getItem(STORAGE_KEY));
+    return typeof value?.room === 'string' && typeof value?.secret === 'string' ? value : null;
   } catch {
     return null;
   }
@@ -49,11 +64,15 @@ function saved() {
 
 function showStatus(state, text) {
   $('status').dataset.state = state;
-  $('status').textContent = text;
+  setText($('status'), text);
 }
 
+function announce(text) { setText($('announcer'), text); }
+
 function showStart(message = '') {
-  room = null;
+  connection?.stop();
+  connection = null;
+  keys = null;
   sessionStorage.removeItem(STORAGE_KEY);
   history.replaceState(null, '', location.pathname);
   $('room').hidden = true;
@@ -66,54 +85,54 @@ async function createRoom() {
   $('create').disabled = true;
   try {
     const response = await fetch('api/rooms', { method: 'POST' });
-    const body = await response.json();
+    const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error ?? response.statusText);
     sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ room: body.room, secret: body.secret }));
     location.hash = body.room;
     openRoom({ room: body.room, secret: body.secret });
   } catch (error) {
-    $('start-message').textContent = `Could not create a room: ${error.message}`;
+    $('start-message').textContent = `Could not start a class: ${error.message}`;
   } finally {
     $('create').disabled = false;
   }
 }
 
-function openRoom(keys) {
-  room = keys;
+function openRoom(roomKeys) {
+  keys = roomKeys;
+  shownPrompt = undefined;
   $('start').hidden = true;
   $('room').hidden = false;
   $('code').textContent = `${keys.room.slice(0, 4)} ${keys.room.slice(4)}`;
   $('join-host').textContent = location.host;
   $('local-warning').hidden = !LOOPBACK.test(location.hostname);
   $('qr').src = `api/rooms/${encodeURIComponent(keys.room)}/qr.svg`;
-  connect();
+  grid.layout();
+  connection = new ReconnectingSocket(new URL('ws/teacher', location.href).href.replace(/^http/, 'ws'));
+  connection.onOpen(() => {
+    live = false;
+    connection.sendJson({ type: 'auth', room: keys.room, secret: keys.secret });
+  });
+  connection.onMessage(onMessage);
+  connection.onStatus(({ state }) => {
+    if (state === 'stopped' || (state === 'connected' && live)) return;
+    if (state !== 'connected') live = false;
+    const waitS = Math.ceil((waitUntil - Date.now()) / 1000);
+    if (waitS > 0 && state !== 'connected') {
+      showStatus('reconnecting', `Too many attempts from this network; retrying in ${waitS} s`);
+    } else {
+      showStatus(state === 'offline' ? 'offline' : 'connecting', STATUS_TEXT[state]);
+    }
+  });
+  connection.start();
 }
 
-function connect() {
-  const url = new URL('ws/teacher', location.href).href.replace(/^http/, 'ws');
-  socket = new WebSocket(url);
-  const current = socket;
-  showStatus('connecting', 'Connecting…');
-  socket.addEventListener('open', () => {
-    current.send(JSON.stringify({ type: 'auth', room: room.room, secret: room.secret }));
-  });
-  socket.addEventListener('message', (e) => onMessage(JSON.parse(e.data)));
-  socket.addEventListener('close', () => {
-    if (current !== socket || room === null) return;
-    const delay = BACKOFF_MS[Math.min(attempts++, BACKOFF_MS.length - 1)];
-    showStatus('reconnecting', 'Reconnecting…');
-    setTimeout(() => { if (room !== null) connect(); }, delay);
-  });
-}
-
-function send(message) {
-  if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-}
+function send(message) { connection?.sendJson(message); }
 
 function onMessage(message) {
   switch (message.type) {
     case 'snapshot':
-      attempts = 0;
+      live = true;
+      waitUntil = 0;
       showStatus('connected', 'Live');
       grid.reset(message.tiles);
       showCounts(message);
@@ -123,11 +142,15 @@ function onMessage(message) {
       showCounts(message);
       break;
     case 'closed':
-      showStart(message.reason === 'expired' ? 'The room closed after a long quiet spell.' : 'The room is closed.');
+      showStart(message.reason === 'expired' ? 'The class closed after a long quiet spell.' : 'The class has ended.');
       break;
     case 'error':
-      if (message.code === 'unauthorized' || message.code === 'rate_limited') {
-        showStart('This tab cannot open that room any more; create a new one.');
+      if (message.code === 'unauthorized') showStart(GONE);
+      else if (message.code === 'rate_limited') {
+        // Many students behind one school address can trip the limit: keep the secret, wait.
+        const seconds = Number(message.retry_after) > 0 ? Number(message.retry_after) : 60;
+        waitUntil = Date.now() + seconds * 1000;
+        connection.retryAfter(seconds);
       }
       break;
   }
@@ -137,13 +160,22 @@ function showCounts({ students, matching, prompt }) {
   grid.prompt = prompt;
   for (const [digit, button] of promptButtons) button.setAttribute('aria-pressed', String(digit === prompt));
   $('room').dataset.prompt = prompt === null ? '' : String(prompt);
-  $('students').textContent = String(students);
-  $('matching').textContent = String(matching);
-  $('score-label').textContent = prompt === null ? (students === 1 ? 'student' : 'students') : `drew a ${prompt}`;
+  const noun = students === 1 ? 'student' : 'students';
+  setText($('score-count'), String(prompt === null ? students : matching));
+  setText($('score-text'), prompt === null ? `${noun} in the class` : `of ${students} ${noun} drew a ${prompt}`);
   $('empty').hidden = students > 0;
+  if (shownPrompt !== undefined && prompt !== shownPrompt) {
+    announce(prompt === null ? 'Prompt cleared: students draw any digit.' : `Prompt: draw a ${prompt}.`);
+  }
+  shownPrompt = prompt;
 }
 
-/** Two clicks to close a room: a stray click must not end a lesson. */
+function announceArrivals({ joined, left }) {
+  const say = (names, verb) => (names.length === 1 ? `${names[0]} ${verb}.` : `${names.length} students ${verb}.`);
+  announce([joined.length ? say(joined, 'joined') : '', left.length ? say(left, 'left') : ''].join(' ').trim());
+}
+
+/** Two clicks to end a class: a stray click must not end a lesson. */
 function confirmClose() {
   const button = $('close-room');
   if (button.dataset.confirm === 'true') {
@@ -151,10 +183,10 @@ function confirmClose() {
     return;
   }
   button.dataset.confirm = 'true';
-  button.textContent = 'Click again to close';
+  button.textContent = 'Click again to end';
   setTimeout(() => {
     button.dataset.confirm = 'false';
-    button.textContent = 'Close room';
+    button.textContent = 'End class';
   }, CONFIRM_MS);
 }
 
@@ -162,7 +194,7 @@ $('create').addEventListener('click', createRoom);
 $('clear-all').addEventListener('click', () => send({ type: 'clear_all' }));
 $('close-room').addEventListener('click', confirmClose);
 
-const keys = saved();
-if (keys && location.hash.slice(1) === keys.room) openRoom(keys);
-else if (location.hash.length > 1) showStart('This room was created in another tab; its dashboard opens only there.');
+const stored = saved();
+if (stored && location.hash.slice(1) === stored.room) openRoom(stored);
+else if (location.hash.length > 1) showStart('This class was started in another tab; its dashboard opens only there.');
 else showStart();

@@ -7,12 +7,17 @@ import { PredictionStream } from './stream.js';
 import { Throttle } from './throttle.js';
 import { ConfidenceBars } from './bars.js';
 import { PredictionView } from './prediction.js';
-import { StatusView } from './status.js';
+import { StatusView, setText } from './status.js';
 import { attachClassroom } from './room.js';
 
 /** While drawing, at most one snapshot per this many ms: ~25 predictions/s feels live. */
 const LIVE_INTERVAL_MS = 40;
 const OVERLOAD_RETRY_MS = 300;
+const LOST_STATES = new Set(['reconnecting', 'offline']);
+const LOST_NOTICE = {
+  answered: 'The server cannot be reached: the answer is out of date. Your drawing is kept.',
+  blank: 'The server cannot be reached. Draw anyway: your drawing is read once it is back.',
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,8 +58,9 @@ pad.addEventListener('strokestart', () => {
 
 pad.addEventListener('change', (e) => {
   const { reason } = e.detail;
-  $('undo').disabled = pad.isEmpty;
-  $('clear').disabled = pad.isEmpty;
+  // aria-disabled, not disabled: a disabled button drops keyboard focus to <body>.
+  $('undo').setAttribute('aria-disabled', String(pad.isEmpty));
+  $('clear').setAttribute('aria-disabled', String(pad.isEmpty));
   if (reason === 'draw') {
     liveSender.request();
     return;
@@ -83,7 +89,7 @@ stream.onPrediction((answer) => {
   if (answer.empty || pad.isEmpty) showBlank();
   else {
     bars.show(answer.probabilities);
-    prediction.show(answer);
+    prediction.show(answer, { settled: !pad.isDrawing && answer.seq === stream.sentSeq });
   }
 });
 
@@ -103,7 +109,13 @@ stream.onServerError((error) => {
   }
 });
 
-stream.onStatus((s) => status.show(s));
+stream.onStatus((s) => {
+  status.show(s);
+  // The last answer stays (dimmed) beside the drawing; the notice says why it is stale.
+  const lost = LOST_STATES.has(s.state);
+  document.body.dataset.connection = lost ? 'lost' : 'ok';
+  setText($('connection-notice'), lost ? LOST_NOTICE[pad.isEmpty ? 'blank' : 'answered'] : '');
+});
 
 function showBlank() {
   bars.reset();
@@ -111,10 +123,11 @@ function showBlank() {
 }
 
 $('undo').addEventListener('click', () => pad.undo());
-$('clear').addEventListener('click', () => pad.clear());
+$('clear').addEventListener('click', () => { if (!pad.isEmpty) pad.clear(); });
 
 document.addEventListener('keydown', (e) => {
-  if (e.target.closest?.('input, textarea, select, [contenteditable]')) return;
+  // Esc in a dialog closes the dialog; it must not also wipe the drawing behind it.
+  if (e.defaultPrevented || e.target.closest?.('input, textarea, select, [contenteditable], dialog')) return;
   if (e.key === 'Escape') {
     pad.clear();
   } else if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && e.key.toLowerCase() === 'z') {

@@ -1,5 +1,8 @@
 // The headline result: the top digit shown large with its confidence, and the server's
-// 28×28 preview ("what the model sees").
+// 28×28 preview ("what the model sees"). The spoken sentence is a live region written only
+// for the answer to a finished drawing, and only when it changes.
+
+import { setText } from './status.js';
 
 const UNSURE_BELOW = 0.5;   // below this the digit is shown muted: the model is guessing
 
@@ -20,13 +23,14 @@ export class PredictionView {
     this.#spoken = spoken;
   }
 
-  show({ digit, confidence, preview }) {
+  /** settled: this answers the finished drawing (pen up, nothing newer sent): say it. */
+  show({ digit, confidence, preview }, { settled = true } = {}) {
     this.#region.dataset.digit = String(digit);
     this.#region.classList.toggle('is-unsure', confidence < UNSURE_BELOW);
     this.#digit.textContent = String(digit);
     this.#label.textContent = confidence < UNSURE_BELOW ? 'Maybe a' : 'Looks like a';
     this.#confidence.textContent = `${Math.round(confidence * 100)}% sure`;
-    this.#spoken.textContent = `${this.#label.textContent} ${digit}, ${this.#confidence.textContent}.`;
+    if (settled) setText(this.#spoken, `${this.#label.textContent} ${digit}, ${this.#confidence.textContent}.`);
     if (preview) {
       this.#preview.src = `data:image/png;base64,${preview}`;
       this.#preview.hidden = false;
@@ -39,11 +43,11 @@ export class PredictionView {
     this.#digit.textContent = '?';
     this.#label.textContent = 'Draw a digit';
     this.#confidence.textContent = '';
-    this.#spoken.textContent = 'Blank pad.';
+    setText(this.#spoken, 'Blank pad.');
     this.#preview.hidden = true;
     this.#preview.removeAttribute('src');
   }
 
   /** While a stroke is in progress, screen readers wait for the settled answer. */
-  set busy(busy) { this.#region.setAttribute('aria-busy', String(busy)); }
+  set busy(busy) { this.#spoken.setAttribute('aria-busy', String(busy)); }
 }

@@ -1,10 +1,11 @@
-// Classroom mode on the drawing page: join a teacher's room with its code and a display name
+// Classroom mode on the drawing page: join a teacher's class with its code and a display name
 // (or arrive by a join link, /?room=CODE), show the teacher's prompt, and obey "clear pad",
-// "removed" and "room closed" (docs/protocol.md, "Classroom"). Joining rides on the page's own
-// /ws stream as a control message, so its reconnects rejoin and the drawing is classified
-// exactly as in single-user mode. All user text reaches the page through textContent.
+// "removed" and "class closed" (docs/protocol.md, "Classroom"). Joining rides on the page's own
+// /ws stream as a control message, so its reconnects rejoin (with the seat's rejoin token, so
+// the tile keeps its place) and the drawing is classified exactly as in single-user mode.
+// All user text reaches the page through textContent.
 
-const MEMBERSHIP_KEY = 'digitstream.room';   // sessionStorage {room, name}: a reload rejoins
+const MEMBERSHIP_KEY = 'digitstream.room';   // sessionStorage {room, name, asked, rejoin}: a reload rejoins
 const NAME_KEY = 'digitstream.name';         // localStorage: the name is offered again next time
 const MAX_NAME_LENGTH = 32;
 const JOIN_ERRORS = new Set(['room_not_found', 'room_full', 'bad_name', 'rate_limited']);
@@ -13,6 +14,9 @@ const GOODBYES = {
   closed: 'The class has ended. You can keep drawing on your own.',
   expired: 'The class closed after a quiet spell. You can keep drawing on your own.',
 };
+/** An automatic rejoin that finds no class: the embedded server forgets classes when it restarts. */
+const CLASS_LOST = 'The class was closed when the server restarted: ask your teacher for the new code, '
+  + 'then tap “Join a class”. Your drawing is kept.';
 
 /** Builds an element: el('p', {className: 'x', hidden: true}, child, 'text', …). */
 function el(tag, props = {}, ...children) {
@@ -21,7 +25,11 @@ function el(tag, props = {}, ...children) {
   return element;
 }
 
-function formatCode(code) { return `${code.slice(0, 4)} ${code.slice(4)}`; }
+/** "4KFBA6M7" or "4kfb-a6m7" → "4KFB A6M7", as the projector shows it. */
+function formatCode(text) {
+  const code = text.replace(/[\s-]/g, '').toUpperCase();
+  return code.length === 8 ? `${code.slice(0, 4)} ${code.slice(4)}` : text;
+}
 
 class JoinDialog {
   constructor(onSubmit) {
@@ -34,10 +42,10 @@ class JoinDialog {
       value: localStorage.getItem(NAME_KEY) ?? '',
     });
     this.error = el('p', { id: 'join-error', className: 'join-error', role: 'alert' });
-    const cancel = el('button', { type: 'button', value: 'cancel', textContent: 'Cancel' });
+    const cancel = el('button', { type: 'button', textContent: 'Cancel' });
     cancel.addEventListener('click', () => this.element.close());
     const form = el('form', { className: 'join-form' },
-      el('h2', { textContent: 'Join a class' }),
+      el('h2', { id: 'join-title', textContent: 'Join a class' }),
       el('label', { htmlFor: 'join-code', textContent: 'Class code' }), this.code,
       el('label', { htmlFor: 'join-name', textContent: 'Your name' }), this.name,
       this.error,
@@ -48,10 +56,11 @@ class JoinDialog {
       onSubmit(this.code.value, this.name.value);
     });
     this.element = el('dialog', { id: 'join-dialog', className: 'join-dialog' }, form);
+    this.element.setAttribute('aria-labelledby', 'join-title');
   }
 
   open({ code = this.code.value, error = '' } = {}) {
-    this.code.value = code;
+    this.code.value = code ? formatCode(code) : '';
     this.error.textContent = error;
     if (!this.element.open) this.element.showModal();
     (code ? this.name : this.code).focus();
@@ -61,58 +70,73 @@ class JoinDialog {
 }
 
 class RoomBanner {
+  #promptText = null;
+
   constructor(onLeave) {
     this.code = el('strong', { id: 'room-code' });
     this.name = el('span', { id: 'room-name' });
-    this.prompt = el('span', { id: 'room-prompt', className: 'room-prompt' });
-    this.notice = el('p', { id: 'room-notice', className: 'room-notice', role: 'status', hidden: true });
+    // A live region written only when the prompt changes: a screen reader hears it once.
+    this.prompt = el('p', { id: 'room-prompt', className: 'room-prompt' });
+    this.prompt.setAttribute('aria-live', 'polite');
+    this.notice = el('p', { id: 'room-notice', className: 'room-notice', role: 'status' });
     const leave = el('button', { id: 'room-leave', type: 'button', textContent: 'Leave' });
     leave.addEventListener('click', onLeave);
     this.bar = el('div', { id: 'room-banner', className: 'room-banner', hidden: true },
-      el('span', { className: 'room-where' }, 'Class ', this.code, ' · ', this.name), this.prompt, leave);
+      this.prompt, el('p', { className: 'room-where' }, 'Class ', this.code, ' · ', this.name), leave);
     this.element = el('section', { className: 'room-strip', ariaLabel: 'Class' }, this.bar, this.notice);
   }
 
   show({ room, name }) {
     this.code.textContent = formatCode(room);
     this.name.textContent = name;
-    this.notice.hidden = true;
+    this.notice.textContent = '';
     this.bar.hidden = false;
   }
 
   showPrompt(prompt, digit) {
-    this.prompt.hidden = prompt === null;
-    this.prompt.textContent = prompt === null ? '' : `Draw a ${prompt}`;
+    const text = prompt === null ? 'Draw any digit' : `Draw a ${prompt}`;
+    if (text !== this.#promptText) this.prompt.textContent = text;
+    this.#promptText = text;
+    this.prompt.dataset.free = String(prompt === null);
     this.prompt.dataset.match = String(prompt !== null && digit === prompt);
   }
 
   say(text) {
     this.bar.hidden = true;
+    this.#promptText = null;
     this.notice.textContent = text;
-    this.notice.hidden = !text;
   }
 }
 
 export function attachClassroom({ stream, pad }) {
   document.head.append(el('link', { rel: 'stylesheet', href: 'room.css' }));
-  let membership = null;     // {room, name, joined}
+  let membership = null;     // {room, name, asked, rejoin, joined, automatic}
   let prompt = null;
   let digit = null;
+  let retryTimer = null;
 
-  const dialog = new JoinDialog((code, name) => join(code, name));
+  const dialog = new JoinDialog((code, name) => join({ room: code, asked: name, name: null, rejoin: null, automatic: false }));
   const banner = new RoomBanner(() => leave(''));
   const opener = el('button', { id: 'join-class', type: 'button', className: 'join-class', textContent: 'Join a class' });
   opener.addEventListener('click', () => dialog.open());
   document.querySelector('.topbar').append(opener);
   document.querySelector('.topbar').after(banner.element);
   document.body.append(dialog.element);
+  // The strip's height is taken from the pad's, so pad, prompt and bars share one screen.
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty('--strip-height', `${banner.element.offsetHeight}px`);
+  }).observe(banner.element);
 
-  function join(room, name) {
-    membership = { room, name, joined: false };
-    stream.sendControl({ type: 'join', room, name });
+  function join(next) {
+    clearTimeout(retryTimer);
+    membership = { ...membership, ...next, joined: false };
+    const message = { type: 'join', room: membership.room, name: membership.asked };
+    if (membership.rejoin) message.rejoin = membership.rejoin;
+    stream.sendControl(message);
   }
 
   function leave(goodbye) {
+    clearTimeout(retryTimer);
     if (membership?.joined && !goodbye) stream.sendControl({ type: 'leave' });
     membership = null;
     prompt = null;
@@ -121,18 +145,36 @@ export function attachClassroom({ stream, pad }) {
     banner.say(goodbye);
   }
 
-  stream.onOpen(() => { if (membership) join(membership.room, membership.name); });
+  function refused({ code, message, retry_after: retryAfter }) {
+    // An automatic rejoin (reconnect, reload) explains itself beside the drawing; only a join
+    // the student just asked for reopens the dialog.
+    if (membership.automatic && code === 'rate_limited') {
+      retryTimer = setTimeout(() => join({ automatic: true }), Math.max(1, Number(retryAfter) || 60) * 1000);
+      return;
+    }
+    const room = membership.room;
+    const automatic = membership.automatic;
+    leave(automatic ? (code === 'room_not_found' ? CLASS_LOST : message) : '');
+    if (!automatic) dialog.open({ code: room, error: message });
+  }
+
+  stream.onOpen(() => { if (membership) join({ automatic: true }); });
 
   stream.onPrediction((answer) => {
     digit = answer.empty ? null : answer.digit;
-    banner.showPrompt(prompt, digit);
+    if (membership?.joined) banner.showPrompt(prompt, digit);
   });
 
   stream.onMessage((message) => {
     switch (message.type) {
       case 'joined':
-        membership = { room: message.room, name: message.name, joined: true };
-        sessionStorage.setItem(MEMBERSHIP_KEY, JSON.stringify({ room: message.room, name: message.name }));
+        membership = {
+          ...membership, room: message.room, name: message.name, rejoin: message.rejoin ?? null, joined: true,
+        };
+        membership.asked ??= message.name;
+        sessionStorage.setItem(MEMBERSHIP_KEY, JSON.stringify({
+          room: membership.room, name: membership.name, asked: membership.asked, rejoin: membership.rejoin,
+        }));
         history.replaceState(null, '', location.pathname);
         dialog.close();
         opener.hidden = true;
@@ -142,7 +184,7 @@ export function attachClassroom({ stream, pad }) {
         break;
       case 'prompt':
         prompt = message.digit;
-        banner.showPrompt(prompt, digit);
+        if (membership?.joined) banner.showPrompt(prompt, digit);
         break;
       case 'clear_pad':
         pad.clear();
@@ -154,17 +196,17 @@ export function attachClassroom({ stream, pad }) {
         leave(GOODBYES[message.reason] ?? GOODBYES.closed);
         break;
       case 'error':
-        if (membership && !membership.joined && JOIN_ERRORS.has(message.code)) {
-          const code = membership.room;
-          leave('');
-          dialog.open({ code, error: message.message });
-        }
+        if (membership && !membership.joined && JOIN_ERRORS.has(message.code)) refused(message);
         break;
     }
   });
 
-  const saved = JSON.parse(sessionStorage.getItem(MEMBERSHIP_KEY) ?? 'null');
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(MEMBERSHIP_KEY) ?? 'null');
+  } catch { /* a damaged entry is no membership */ }
   const linked = new URLSearchParams(location.search).get('room');
-  if (saved && (!linked || linked.toUpperCase() === saved.room)) membership = { ...saved, joined: false };
+  const sameClass = saved?.room && (!linked || formatCode(linked) === formatCode(saved.room));
+  if (sameClass) membership = { asked: saved.name, ...saved, joined: false, automatic: true };
   else if (linked) dialog.open({ code: linked });
 }

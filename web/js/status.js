@@ -1,4 +1,6 @@
-// The connection badge: state as text and colour, plus the live round-trip time.
+// The connection badge: state as text and colour, plus the live round-trip time. It is not a
+// live region (the round trip changes every two seconds); losing the server is announced once
+// by the pad's connection notice instead.
 
 const LABELS = {
   connecting: 'Connecting…',
@@ -21,9 +23,14 @@ export class StatusView {
 
   show({ state, rttMs }) {
     this.#element.dataset.state = state;
-    this.#text.textContent = LABELS[state] ?? state;
+    setText(this.#text, LABELS[state] ?? state);
     const live = (state === 'connected' || state === 'fallback') && rttMs !== null;
-    this.#rtt.textContent = live ? `${Math.max(1, Math.round(rttMs))} ms` : '';
+    setText(this.#rtt, live ? `${Math.max(1, Math.round(rttMs))} ms` : '');
     this.#rtt.title = live ? 'Round-trip time to the server' : '';
   }
+}
+
+/** Writes only a changed text, so nothing is re-announced or re-laid out for nothing. */
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
 }

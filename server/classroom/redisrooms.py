@@ -1,0 +1,431 @@
+"""Rooms in Redis (`--redis-url`): several server processes serve one class. Rooms, seats,
+prompts, tiles, rate limits and expiry live in Redis (scripts.py shows the layout); dashboard
+updates and teacher commands travel over pub/sub (bus.py). Each process beats a heartbeat, so
+when one dies the others mark its students away until they rejoin elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from server.classifier import Classification
+from server.classroom import fanout, messages, scripts
+from server.classroom.bus import Bus, Outage, dash_channel, seats_channel
+from server.classroom.codes import new_code, new_secret, normalize_code
+from server.classroom.names import MAX_NAME_LENGTH
+from server.classroom.rooms import (
+    ClassroomUnavailable,
+    Deliver,
+    Departure,
+    RoomFull,
+    RoomGone,
+    Seat,
+    Tile,
+    TooManyRooms,
+    TooManyRoomsHere,
+    View,
+    Watch,
+    name_key,
+    unique_names,
+)
+from server.classroom.tilebatch import TileBatch
+
+HEARTBEAT_S = 2.0
+PROCESS_TTL_MS = 6000  # three missed heartbeats and a process counts as dead
+REDIS_TIMEOUT_S = 2.0
+REDIS_CONNECTIONS = 32
+ACTIVE, UNCLAIMED, AWAY, PROCESSES = "ds:active", "ds:unclaimed", "ds:away", "ds:processes"
+
+
+def digest(secret: str) -> str:
+    """Redis keeps a digest: whoever reads Redis still cannot open a dashboard."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisRoom:
+    def __init__(self, rooms: RedisRooms, code: str) -> None:
+        self.code = code
+        self.max_students = rooms.max_students
+        self._rooms = rooms
+        self._bus = rooms.bus
+        self._dash, self._seat_events = dash_channel(code), seats_channel(code)
+        key = f"ds:room:{code}"
+        self._key = key
+        self._seats, self._tiles, self._holders = f"{key}:seats", f"{key}:tiles", f"{key}:holders"
+        self._tokens, self._names = f"{key}:tokens", f"{key}:names"
+
+    async def authenticate(self, secret: object) -> bool:
+        if not isinstance(secret, str):
+            return False
+        claimed = await self._rooms.run("claim", [self._key, UNCLAIMED], [digest(secret), self.code])
+        return bool(claimed)
+
+    async def join(self, name: str, deliver: Deliver, rejoin: object = None) -> Seat:
+        rooms = self._rooms
+        holder = f"{rooms.process}:{secrets.token_hex(8)}"
+        names = [
+            part
+            for candidate in unique_names(name, self.max_students, MAX_NAME_LENGTH)
+            for part in (candidate, name_key(candidate))
+        ]
+        result = await rooms.run(
+            "join",
+            [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, AWAY],
+            [
+                rejoin if isinstance(rejoin, str) else "",
+                secrets.token_hex(6),
+                secrets.token_urlsafe(18),
+                holder,
+                self.max_students,
+                rooms.clock(),
+                self.code,
+                self._dash,
+                self._seat_events,
+                *names,
+            ],
+        )
+        status = text(result[0])
+        if status == "gone":
+            raise RoomGone()
+        if status == "full":
+            raise RoomFull()
+        student, name, token, prompt = (text(part) for part in result[1:])
+        self._bus.fanout(self.code).hold(student, holder, deliver)
+        await self._bus.sync(self.code)
+        await rooms.own_seat(self.code, student)
+        return Seat(self, student, name, token, holder, int(prompt) if prompt else None)
+
+    async def update(self, seat: Seat, result: Classification) -> None:
+        tile = {
+            "digit": result.digit,
+            "confidence": result.confidence,
+            "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None,
+        }
+        await self._rooms.tiles.write(
+            f"{self.code} {seat.id}",
+            [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
+            [
+                seat.id,
+                seat.holder,
+                json.dumps(tile),
+                self._rooms.clock(),
+                self.code,
+                self._dash,
+                json.dumps(fanout.tiles(changed=[seat.id])),
+            ],
+        )
+
+    async def release(self, seat: Seat, departure: Departure) -> None:
+        self._bus.fanout(self.code).let_go(seat.id, seat.holder)
+        with contextlib.suppress(ClassroomUnavailable):
+            await self._bus.sync(self.code)
+        if departure is Departure.LEFT:
+            await self._vacate(seat.id, "holder", seat.holder)
+        else:
+            await self._rooms.drop(self.code, seat.id, seat.holder)
+
+    async def view(self) -> View:
+        async with self._rooms.outage.guard(), self._rooms.client.pipeline(transaction=True) as pipe:
+            pipe.hget(self._key, "prompt").hgetall(self._seats).hgetall(self._tiles)
+            prompt, seats, tiles = await pipe.execute()
+        if prompt is None:
+            raise RoomGone()
+        ordered = sorted(
+            ((text(student), json.loads(raw)) for student, raw in seats.items()), key=lambda item: item[1]["order"]
+        )
+        return View(
+            self.code,
+            self.max_students,
+            [tile_of(student, seat, tiles.get(student.encode())) for student, seat in ordered],
+            int(prompt) if prompt else None,
+        )
+
+    async def watch(self) -> Watch:
+        watch = Watch()
+        self._bus.fanout(self.code).watches.add(watch)
+        try:
+            await self._bus.sync(self.code)
+        except ClassroomUnavailable:
+            await self.unwatch(watch)
+            raise
+        return watch
+
+    async def unwatch(self, watch: Watch) -> None:
+        self._bus.fanout(self.code).watches.discard(watch)
+        with contextlib.suppress(ClassroomUnavailable):
+            await self._bus.sync(self.code)
+
+    async def set_prompt(self, digit: int | None) -> None:
+        await self._rooms.run(
+            "prompt",
+            [self._key, ACTIVE],
+            [
+                "" if digit is None else str(digit),
+                self._rooms.clock(),
+                self.code,
+                self._seat_events,
+                json.dumps(fanout.tell(messages.prompt(digit))),
+                self._dash,
+                json.dumps(fanout.notify()),
+            ],
+        )
+
+    async def clear_all(self) -> None:
+        students = await self._rooms.run(
+            "clear", [self._key, self._seats, self._tiles, ACTIVE], [self._rooms.clock(), self.code]
+        )
+        if students:
+            await self._rooms.publish(self._dash, fanout.tiles(changed=[text(s) for s in students]))
+            await self._rooms.publish(self._seat_events, fanout.tell(messages.clear_pad()))
+
+    async def remove(self, student: str) -> bool:
+        if not await self._vacate(student, "any", ""):
+            return False
+        await self._rooms.publish(self._seat_events, fanout.tell(messages.removed(), to=student))
+        return True
+
+    async def close(self, reason: str = "closed") -> bool:
+        keys = [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, UNCLAIMED, AWAY]
+        closed = await self._rooms.run(
+            "close", keys, [self.code, self._dash, self._seat_events, json.dumps(fanout.closed(reason))]
+        )
+        return bool(closed)
+
+    async def _vacate(self, student: str, mode: str, holder: str) -> bool:
+        keys = [self._seats, self._tiles, self._holders, self._tokens, self._names, AWAY]
+        event = json.dumps(fanout.tiles(removed=[student]))
+        vacated = await self._rooms.run(
+            "vacate", keys, [student, mode, holder, self.code, self._rooms.clock(), self._dash, event]
+        )
+        return bool(vacated)
+
+
+def tile_of(student: str, seat: dict[str, Any], raw: bytes | None) -> Tile:
+    tile = json.loads(raw) if raw else {}
+    preview = tile.get("preview")
+    return Tile(
+        student,
+        seat["name"],
+        tile.get("digit"),
+        tile.get("confidence", 0.0),
+        base64.b64decode(preview) if preview else None,
+        bool(seat["away"]),
+    )
+
+
+SCRIPTS = {
+    "join": scripts.JOIN,
+    "update": scripts.UPDATE,
+    "drop": scripts.DROP,
+    "vacate": scripts.VACATE,
+    "close": scripts.CLOSE,
+    "bucket": scripts.BUCKET,
+    "claim": scripts.CLAIM,
+    "prompt": scripts.PROMPT,
+    "clear": scripts.CLEAR,
+}
+
+
+class RedisRooms:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_students: int,
+        idle_s: float,
+        max_rooms: int,
+        grace_s: float,
+        unclaimed_s: float,
+        rooms_per_address: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.max_students = max_students
+        self.idle_s = idle_s
+        self.max_rooms = max_rooms
+        self.grace_s = grace_s
+        self.unclaimed_s = unclaimed_s
+        self.rooms_per_address = rooms_per_address
+        self.clock = clock
+        # A bounded pool that queues: a class's worth of tile writes at once wait their turn
+        # instead of failing. Few, quick retries: while Redis is away a join hears so at once.
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        )
+        self.client = redis.Redis.from_pool(pool)
+        self.outage = Outage(url)
+        self.process = secrets.token_hex(6)
+        self.bus = Bus(self.client, self.outage, f"ds:process:{self.process}", self._missing)
+        self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
+        self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.bus.run(), name="digitstream-room-events"),
+            asyncio.create_task(self._beat(), name="digitstream-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.client.delete(f"ds:process:{self.process}")
+        await self.client.aclose()
+
+    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        async with self.outage.guard():
+            return await self._scripts[script](keys=keys, args=args)
+
+    async def publish(self, channel: str, event: fanout.Event) -> None:
+        async with self.outage.guard():
+            await self.client.publish(channel, json.dumps(event))
+
+    async def create(self, address: str) -> tuple[RedisRoom, str]:
+        now = self.clock()
+        by_address = f"ds:address:{address}"
+        async with self.outage.guard():
+            if await self.client.zcard(ACTIVE) >= self.max_rooms:
+                raise TooManyRooms()
+            if await self._open_rooms(by_address) >= self.rooms_per_address:
+                raise TooManyRoomsHere()
+            secret = new_secret()
+            while not await self.client.hsetnx(f"ds:room:{(code := new_code())}", "secret", digest(secret)):
+                pass
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(f"ds:room:{code}", mapping={"address": address, "prompt": "", "claimed": "0", "next": 0})
+                pipe.zadd(ACTIVE, {code: now}).zadd(UNCLAIMED, {code: now + self.unclaimed_s})
+                pipe.sadd(by_address, code).expire(by_address, int(self.idle_s + self.unclaimed_s) + 60)
+                await pipe.execute()
+        return RedisRoom(self, code), secret
+
+    async def get(self, code: object) -> RedisRoom | None:
+        normalized = normalize_code(code)
+        if normalized is None:
+            return None
+        async with self.outage.guard():
+            exists = await self.client.exists(f"ds:room:{normalized}")
+        return RedisRoom(self, normalized) if exists else None
+
+    async def sweep(self) -> int:
+        now = self.clock()
+        async with self.outage.guard():
+            stale = await self.client.zrangebyscore(ACTIVE, "-inf", now - self.idle_s)
+            unclaimed = await self.client.zrangebyscore(UNCLAIMED, "-inf", now)
+            away = await self.client.zrangebyscore(AWAY, "-inf", now)
+        closed = 0
+        for code in {text(code) for code in stale + unclaimed}:
+            closed += await RedisRoom(self, code).close("expired")
+        for member in away:
+            code, student = text(member).split(" ")
+            await RedisRoom(self, code)._vacate(student, "away", "")
+        await self._mark_dead_processes_away()
+        return closed
+
+    @property
+    def own_seats(self) -> str:
+        """The seats this process holds, for whoever marks them away if it dies."""
+        return f"ds:process:{self.process}:seats"
+
+    async def own_seat(self, code: str, student: str) -> None:
+        async with self.outage.guard():
+            await self.client.sadd(self.own_seats, f"{code} {student}")
+
+    async def drop(self, code: str, student: str, holder_prefix: str) -> None:
+        room = RedisRoom(self, code)
+        await self.run(
+            "drop",
+            [room._holders, room._seats, AWAY],
+            [
+                student,
+                holder_prefix,
+                self.clock() + self.grace_s,
+                code,
+                room._dash,
+                json.dumps(fanout.tiles(changed=[student])),
+            ],
+        )
+
+    async def _mark_dead_processes_away(self) -> None:
+        """Seats held by a process that stopped beating wait, away, for their students."""
+        async with self.outage.guard():
+            processes = [text(p) for p in await self.client.smembers(PROCESSES)]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for process in processes:
+                    pipe.exists(f"ds:process:{process}")
+                alive = await pipe.execute()
+        for process, beating in zip(processes, alive):
+            if beating or process == self.process:
+                continue
+            async with self.outage.guard():
+                if not await self.client.srem(PROCESSES, process):
+                    continue  # another process is handling it
+                seats = await self.client.smembers(f"ds:process:{process}:seats")
+            for member in seats:
+                code, student = text(member).split(" ")
+                await self.drop(code, student, f"{process}:")
+            async with self.outage.guard():
+                await self.client.delete(f"ds:process:{process}:seats")
+
+    async def _open_rooms(self, by_address: str) -> int:
+        codes = [text(code) for code in await self.client.smembers(by_address)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.exists(f"ds:room:{code}")
+            exists = await pipe.execute()
+        gone = [code for code, there in zip(codes, exists) if not there]
+        if gone:
+            await self.client.srem(by_address, *gone)
+        return len(codes) - len(gone)
+
+    async def _missing(self, codes: list[str]) -> list[str]:
+        async with self.outage.guard(), self.client.pipeline(transaction=False) as pipe:
+            for code in codes:
+                pipe.exists(f"ds:room:{code}")
+            exists = await pipe.execute()
+        return [code for code, there in zip(codes, exists) if not there]
+
+    async def _beat(self) -> None:
+        key = f"ds:process:{self.process}"
+        while True:
+            with contextlib.suppress(ClassroomUnavailable):
+                async with self.outage.guard(), self.client.pipeline(transaction=False) as pipe:
+                    await pipe.set(key, "1", px=PROCESS_TTL_MS).sadd(PROCESSES, self.process).execute()
+            await asyncio.sleep(HEARTBEAT_S)
+
+
+class RedisLimiter:
+    """`ratelimit.Limiter` in Redis: one bucket per key, whichever process asks."""
+
+    def __init__(self, rooms: RedisRooms, name: str, capacity: float, per_second: float) -> None:
+        self._rooms = rooms
+        self._name = name
+        self._capacity = capacity
+        self._per_second = per_second
+
+    async def take(self, key: str) -> float | None:
+        allowed, wait = await self._rooms.run(
+            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock(), 1]
+        )
+        return None if allowed else float(wait)

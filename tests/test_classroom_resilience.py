@@ -1,0 +1,190 @@
+"""The classroom when the network misbehaves, in real Chromium against the real server: a
+rate-limited dashboard waits instead of forgetting its class, a phone whose socket drops
+gets its seat back, and two students with one name are told apart.
+
+Playwright's WebSocket routing sits between page and server (every frame still reaches the
+real server) so a test can drop a connection or answer one frame itself at a chosen moment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from contextlib import ExitStack
+
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
+
+from tests.browser_support import (
+    DESKTOP,
+    PHONE,
+    SEVEN,
+    WAIT_MS,
+    assert_no_page_errors,
+    class_of,
+    draw,
+    join_by_link,
+    new_page,
+    open_page,
+    start_class,
+)
+from tests.support import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+RETRY_AFTER_S = 2
+STUDENT_SOCKET = re.compile(r"/ws$")
+TEACHER_SOCKET = re.compile(r"/ws/teacher$")
+
+
+def rate_limited() -> str:
+    return json.dumps(
+        {
+            "type": "error",
+            "code": "rate_limited",
+            "retry_after": RETRY_AFTER_S,
+            "message": "Too many wrong codes or secrets from this network; wait a minute.",
+        }
+    )
+
+
+def stored(page: Page, key: str) -> dict | None:
+    return page.evaluate(f"JSON.parse(sessionStorage.getItem('{key}'))")
+
+
+def test_a_rate_limited_dashboard_keeps_its_class_and_comes_back(browser: Browser, server: ServerProcess) -> None:
+    answered: list[WebSocketRoute] = []
+
+    def teacher_socket(ws: WebSocketRoute) -> None:
+        if answered:
+            ws.connect_to_server()
+            return
+        answered.append(ws)
+
+        def refuse(_auth: str | bytes) -> None:
+            ws.send(rate_limited())
+            ws.close(code=1008)
+
+        ws.on_message(refuse)
+
+    context = browser.new_context(viewport=DESKTOP)
+    context.route_web_socket(TEACHER_SOCKET, teacher_socket)
+    dashboard = open_page(context, f"{server.base_url}/classroom")
+    dashboard.click("#create")
+    expect(dashboard.locator("#status")).to_contain_text("retrying", timeout=WAIT_MS)
+    expect(dashboard.locator("#room")).to_be_visible()
+    assert stored(dashboard, "digitstream.classroom") is not None
+    # After retry_after the dashboard authenticates again with the secret it kept.
+    expect(dashboard.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    expect(dashboard.locator("#start")).to_be_hidden()
+    assert_no_page_errors(dashboard)
+    context.close()
+
+
+def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    connections: list[WebSocketRoute] = []
+    refused: list[str] = []
+
+    def student_socket(ws: WebSocketRoute) -> None:
+        connections.append(ws)
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            # The second connection's first join is refused as a limited network would be.
+            if len(connections) == 2 and not refused and isinstance(message, str) and '"join"' in message:
+                refused.append(message)
+                ws.send(rate_limited())
+                return
+            upstream.send(message)
+
+        ws.on_message(from_page)
+
+    context = browser.new_context(viewport=PHONE)
+    context.route_web_socket(STUDENT_SOCKET, student_socket)
+    student = open_page(context, "about:blank")  # its first socket is the class page's
+    join_by_link(student, server.base_url, code, "Ana")
+    draw(student, SEVEN)
+    connections[0].close()  # the Wi-Fi drops
+    # Until the rejoin is let in (retry_after later) the dashboard has no present Ana: her tile
+    # is gone, or kept as away where the server holds seats.
+    present = dashboard.locator(".tile:not([data-away=true])")
+    expect(present).to_have_count(0, timeout=WAIT_MS)
+    expect(present).to_have_count(1, timeout=WAIT_MS)
+    assert refused and len(connections) == 2
+    expect(student.locator("#room-banner")).to_be_visible()
+    expect(student.locator("#join-dialog")).to_be_hidden()
+    assert student.evaluate("window.digitstream.strokeCount") == 1
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
+        page.context.close()
+
+
+def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: ServerProcess) -> None:
+    """Needs the server's stable seats: `joined.rejoin`, a held seat and `away` tiles."""
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    connections: list[WebSocketRoute] = []
+    joins: list[dict] = []
+    offline = [False]
+
+    def student_socket(ws: WebSocketRoute) -> None:
+        connections.append(ws)
+        if offline[0]:
+            ws.close()  # the phone is still out of reach
+            return
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str) and json.loads(message).get("type") == "join":
+                joins.append(json.loads(message))
+            upstream.send(message)
+
+        ws.on_message(from_page)
+
+    with ExitStack() as students:
+        class_of(students, server, code, 2)
+        context = browser.new_context(viewport=PHONE)
+        context.route_web_socket(STUDENT_SOCKET, student_socket)
+        student = open_page(context, "about:blank")  # its first socket is the class page's
+        join_by_link(student, server.base_url, code, "Pablo")
+        class_of(students, server, code, 2)  # two more after Pablo: his tile is not the last
+        draw(student, SEVEN)
+        tiles = dashboard.locator(".tile")
+        expect(tiles).to_have_count(5, timeout=WAIT_MS)
+        pablo = dashboard.locator(".tile", has=dashboard.locator(".tile-name", has_text="Pablo"))
+        seat = pablo.get_attribute("data-student")
+        place = tiles.evaluate_all("(all, id) => all.findIndex(t => t.dataset.student === id)", seat)
+        token = stored(student, "digitstream.room")["rejoin"]
+        assert token
+
+        offline[0] = True
+        connections[-1].close()
+        expect(pablo).to_have_attribute("data-away", "true", timeout=WAIT_MS)
+        expect(tiles).to_have_count(5)
+        offline[0] = False
+
+        expect(pablo).to_have_attribute("data-away", "false", timeout=WAIT_MS)
+        assert pablo.get_attribute("data-student") == seat
+        assert tiles.evaluate_all("(all, id) => all.findIndex(t => t.dataset.student === id)", seat) == place
+        assert joins[-1]["rejoin"] == token
+        expect(pablo).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
+        for page in (dashboard, student):
+            assert_no_page_errors(page)
+            page.context.close()
+
+
+def test_two_students_with_one_name_each_see_the_name_they_were_given(browser: Browser, server: ServerProcess) -> None:
+    """Needs the server's unique names (`joined.name` may differ from the name asked for)."""
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    first = new_page(browser, f"{server.base_url}/", PHONE)
+    second = new_page(browser, f"{server.base_url}/", PHONE)
+    join_by_link(first, server.base_url, code, "Ana")
+    join_by_link(second, server.base_url, code, "Ana")
+    names = [first.locator("#room-name").inner_text(), second.locator("#room-name").inner_text()]
+    assert names[0] != names[1] and all(name.startswith("Ana") for name in names)
+    expect(dashboard.locator(".tile-name")).to_have_text(names, timeout=WAIT_MS)
+    for page in (dashboard, first, second):
+        page.context.close()
