@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import tarfile
 import tempfile
@@ -31,9 +30,7 @@ NPM_DIGIT_COUNT = 10_000
 HOLDOUT_SEED = 20261125
 HOLDOUT_SIZE = 1_000
 HOLDOUT_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "holdout.npz"
-DEFAULT_CACHE_DIR = Path(
-    os.environ.get("DIGITSTREAM_CACHE_DIR", Path.home() / ".cache" / "digitstream")
-)
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "digitstream"
 SOURCES = ("auto", "npz", "keras", "npm")
 
 Split = tuple[np.ndarray, np.ndarray]

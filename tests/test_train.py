@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from server import train
+from server import drawnset, handwriting, train
+from server.cli import main
 from server.model import InceptionBlock
 
 SMALL_NPZ = Path(__file__).parent / "data" / "train_small.npz"
 
 
+def small_drawn_sets(folder: Path) -> tuple[Path, Path]:
+    """One drawing of every variant, and the snapshots of the first three as a page set."""
+    digits = drawnset.draw_set(1, seed=0)
+    drawnset.save(folder / "drawn.npz", digits)
+    frames = [handwriting.snapshot_png(d.strokes, d.pen_width) for d in digits[:3]]
+    drawnset.save_frames(folder / "page.npz", frames, [d.variant for d in digits[:3]])
+    return folder / "drawn.npz", folder / "page.npz"
+
+
 def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path) -> None:
     output, report, png = tmp_path / "model.keras", tmp_path / "report.md", tmp_path / "c.png"
-    exit_code = train.main([
-        "--data-source", "npz", "--mnist-npz", str(SMALL_NPZ), "--epochs", "1",
+    drawn, page = small_drawn_sets(tmp_path)
+    exit_code = main([
+        "train", "--data-source", "npz", "--mnist-npz", str(SMALL_NPZ), "--drawn-digits", "40",
+        "--drawn-set", str(drawn), "--page-set", str(page), "--epochs", "1",
         "--batch-size", "100", "--output", str(output), "--report", str(report),
         "--confusion-png", str(png), "--verbose", "0",
     ])  # fmt: skip
@@ -26,13 +39,15 @@ def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path
     model = keras.models.load_model(output)
     assert any(isinstance(layer, InceptionBlock) for layer in model.layers)
     text = report.read_text()
-    for expected in ("Hold-out accuracy", "Per-digit accuracy", "MFLOPs", "Parameters", "c.png"):
+    for expected in ("Hold-out accuracy", "Per-digit accuracy", "MFLOPs", "Parameters", "c.png",
+                     "Drawn set:", "page set:", "| 1 | flag | trained |", "| 1 | flag and base | held out |",
+                     "340, of which 40 drawn"):  # fmt: skip
         assert expected in text
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
 def test_unavailable_data_is_a_clear_failure_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
-    exit_code = train.main(["--data-source", "npz", "--mnist-npz", str(tmp_path / "none.npz")])
+    exit_code = main(["train", "--data-source", "npz", "--mnist-npz", str(tmp_path / "none.npz")])
     assert exit_code == 1
     assert "no MNIST source worked" in capsys.readouterr().out
 
@@ -49,23 +64,26 @@ def test_batches_differ_between_epochs_but_repeat_across_runs() -> None:
 
 @pytest.mark.slow  # Builds and traces the training step twice: minutes on 2 busy cores.
 def test_training_is_deterministic_given_the_seed() -> None:
-    parser = argparse.ArgumentParser()
-    train.add_train_arguments(parser)
-    args = parser.parse_args(["--epochs", "1", "--batch-size", "32", "--verbose", "0"])
+    options = train.TrainOptions(epochs=1, batch_size=32, verbose=0)
     with np.load(SMALL_NPZ) as small:
         x, y = small["x_train"][:64], small["y_train"][:64]
     no_validation = (x[:0], y[:0])
-    first, again = (train.train_model(x, y, no_validation, args) for _ in range(2))
+    first, again = (train.train_model(x, y, no_validation, options) for _ in range(2))
     for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_flags_have_help_and_environment_fallbacks(monkeypatch) -> None:
+def test_every_option_has_a_flag_with_help_and_an_environment_variable(monkeypatch) -> None:
     monkeypatch.setenv("DIGITSTREAM_EPOCHS", "3")
+    monkeypatch.setenv("DIGITSTREAM_DRAWN_DIGITS", "7")
     parser = argparse.ArgumentParser()
     train.add_train_arguments(parser)
-    args = parser.parse_args([])
-    assert args.epochs == 3 and args.data_source == "auto"
-    assert all(action.help for action in parser._actions)
+    options = train.TrainOptions(**vars(parser.parse_args([])))
+    assert options.epochs == 3 and options.drawn_digits == 7 and options.data_source == "auto"
+    flags = {action.dest: action for action in parser._actions if action.dest != "help"}
+    assert set(flags) == {field.name for field in dataclasses.fields(train.TrainOptions)}
+    assert all("DIGITSTREAM_" + name.upper() in str(action.help) for name, action in flags.items())
     with pytest.raises(SystemExit):
         parser.parse_args(["--data-source", "floppy"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--verbose", "3"])
