@@ -4,13 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-fast bench chromium redis-server clean
+.PHONY: run test test-fast lint bench chromium redis-server clean
 
 run: $(VENV)/.installed
 	$(PY) -m server serve
 
-test: $(VENV)/.installed-test chromium redis-server
+test: lint chromium redis-server
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Everything but the real-browser and slow tests, for a quick loop while editing.
 test-fast: $(VENV)/.installed-test redis-server
@@ -32,26 +37,24 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
-# The browser tests drive Debian's Chromium; Playwright's own download cannot work offline.
-chromium:
-	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+# Debian packages the tests need (Playwright's own browser download cannot work offline): installed
+# when missing and running as root, else the one command to run is printed.
+define debian_package
+	@if command -v $(1) >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing Debian's chromium for the browser tests…"; \
-		apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium; }; \
+		echo "Installing Debian's $(2) for the tests…"; \
+		apt-get install -y $(2) >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y $(2); }; \
 	else \
-		echo "The browser tests need Chromium at $(CHROMIUM). Install it with: sudo apt-get install -y chromium"; \
-		echo "(or point CHROMIUM=/path/to/chromium at another build)"; exit 1; \
+		echo "The tests need $(1). Install it with: sudo apt-get install -y $(2)"; exit 1; \
 	fi
+endef
+
+chromium:
+	$(call debian_package,$(CHROMIUM),chromium)
 
 # Rooms kept in Redis are tested against a real redis-server, started by the tests on a free port.
 redis-server:
-	@if command -v redis-server >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing Debian's redis-server for the classroom tests…"; \
-		apt-get install -y redis-server >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y redis-server; }; \
-	else \
-		echo "The classroom tests need redis-server. Install it with: sudo apt-get install -y redis-server"; exit 1; \
-	fi
+	$(call debian_package,redis-server,redis-server)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -171,9 +171,7 @@ def load_mnist(
     failures = []
     for candidate in candidates:
         try:
-            (x_train, y_train), validation = _load_from(
-                candidate, npz_path, Path(cache_dir), validation_size, seed
-            )
+            (x_train, y_train), validation = _load_from(candidate, npz_path, Path(cache_dir), validation_size, seed)
         except Exception as error:  # Any failure means: try the next source.
             failures.append(f"  - {candidate}: {type(error).__name__}: {error}")
             continue
@@ -216,8 +214,10 @@ def _change_stroke_width(images: np.ndarray, rng: np.random.Generator) -> np.nda
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
     # A plus-shaped neighbourhood: a full 3×3 square would swell strokes too much.
     neighbours = np.stack(
-        [padded[:, 1 + dr : 1 + dr + IMAGE_SIZE, 1 + dc : 1 + dc + IMAGE_SIZE]
-         for dr, dc in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
+        [
+            padded[:, 1 + dr : 1 + dr + IMAGE_SIZE, 1 + dc : 1 + dc + IMAGE_SIZE]
+            for dr, dc in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+        ]
     )
     thicker, thinner = neighbours.max(axis=0), neighbours.min(axis=0)
     choice = rng.integers(0, 3, size=n)[:, None, None]
@@ -241,12 +241,9 @@ def _random_sampling_grid(n: int, rng: np.random.Generator) -> tuple[np.ndarray,
     # Output-to-source map (inverse of the drawn transform): rotate · shear · scale.
     cos, sin = np.cos(angle), np.sin(angle)
     rotate = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
-    shear_matrix = np.stack(
-        [np.stack([np.ones(n), shear], -1), np.stack([np.zeros(n), np.ones(n)], -1)], -2
-    )
+    shear_matrix = np.stack([np.stack([np.ones(n), shear], -1), np.stack([np.zeros(n), np.ones(n)], -1)], -2)
     stretch = np.stack(
-        [np.stack([1 / (scale * aspect), np.zeros(n)], -1),
-         np.stack([np.zeros(n), aspect / scale], -1)], -2
+        [np.stack([1 / (scale * aspect), np.zeros(n)], -1), np.stack([np.zeros(n), aspect / scale], -1)], -2
     )
     matrix = rotate @ shear_matrix @ stretch  # (n, 2, 2), acting on (row, col)
 

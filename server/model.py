@@ -62,9 +62,7 @@ class InceptionBlock(keras.layers.Layer):
         self.branches = [
             _conv_bn_relu(filters_1x1, 1),
             _conv_bn_relu(filters_3x3_reduce, 1) + _conv_bn_relu(filters_3x3, 3),
-            _conv_bn_relu(filters_5x5_reduce, 1)
-            + _conv_bn_relu(filters_5x5, 3)
-            + _conv_bn_relu(filters_5x5, 3),
+            _conv_bn_relu(filters_5x5_reduce, 1) + _conv_bn_relu(filters_5x5, 3) + _conv_bn_relu(filters_5x5, 3),
             [keras.layers.MaxPooling2D(3, strides=1, padding="same"), *_conv_bn_relu(filters_pool, 1)],
         ]
         self.concatenate = keras.layers.Concatenate()
