@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 CLASSROOM_RUNS = 3
+SCALEOUT_RUNS = 3
 
 
 def run(script: str, *args: str) -> str:
@@ -45,6 +46,61 @@ def student_p99(output: str) -> float:
     if (found := re.search(r"p99 ([\d.]+)", output)) is None:
         raise ValueError(f"no student p99 in bench.classroom's output:\n{output}")
     return float(found.group(1))
+
+
+def scaleout(seconds: str) -> tuple[str, str]:
+    """Three runs of bench.scaleout: their outputs, and each table row as the median (min–max)
+    of its numeric cells over the runs."""
+    outputs = [run("scaleout", "--duration", seconds) for _ in range(SCALEOUT_RUNS)]
+    return "\n\n".join(outputs), "\n".join(summarised_tables(outputs))
+
+
+def summarised_tables(outputs: list[str]) -> list[str]:
+    """The tables of the first output, each data row merged cell by cell with the rows of the
+    other outputs that start alike (same first two cells); the last column (the load average)
+    stays the first run's."""
+    rows: dict[tuple[str, ...], list[list[str]]] = {}
+    for output in outputs:
+        for cells in table_rows(output):
+            rows.setdefault(tuple(cells[:2]), []).append(cells)
+    lines = outputs[0].splitlines()
+    table: list[str] = []
+    for index, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        is_header = index + 1 < len(lines) and lines[index + 1].startswith("|---")
+        if is_header:
+            table.append("")
+        if is_header or line.startswith("|---"):
+            table.append(line)
+            continue
+        runs = rows[tuple(cell.strip() for cell in line.strip("|").split("|")[:2])]
+        cells = [median_cell([run[i] for run in runs]) for i in range(len(runs[0]) - 1)] + [runs[0][-1]]
+        table.append("| " + " | ".join(cells) + " |")
+    return table
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The data rows of every markdown table in `output`, as cells."""
+    lines = output.splitlines()
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for index, line in enumerate(lines)
+        if line.startswith("|")
+        and not line.startswith("|---")
+        and not (index + 1 < len(lines) and lines[index + 1].startswith("|---"))
+    ]
+
+
+def median_cell(values: list[str]) -> str:
+    try:
+        numbers = [float(value.replace(",", "")) for value in values]
+    except ValueError:
+        return values[0]
+    if len(set(numbers)) == 1:
+        return values[0]
+    digits = max(len(value.partition(".")[2]) for value in values)
+    return f"{statistics.median(numbers):.{digits}f} ({min(numbers):.{digits}f}–{max(numbers):.{digits}f})"
 
 
 def profile(seconds: str) -> str:
@@ -99,17 +155,23 @@ def main() -> None:
         "load": run("load", "--json", str(RESULTS / "load.json"), *(["--quick"] if args.quick else [])),
     }
     outputs["classroom"], classroom_p99s = classroom("3" if args.quick else "20")
+    outputs["scaleout"], scaleout_summary = scaleout("2" if args.quick else "10")
     outputs["profile"] = profile("3" if args.quick else "15")
     load = json.loads((RESULTS / "load.json").read_text())
     heading = (
         f"{started:%Y-%m-%d %H:%M} UTC on {machine()}; load average before: {load_before}, "
         f"after: {load_average()}{' (quick run)' if args.quick else ''}."
     )
-    readme = f"Measured by `make bench`, {heading}\n\n{readme_table(load, outputs, classroom_p99s)}"
+    readme = (
+        f"Measured by `make bench`, {heading}\n\n{readme_table(load, outputs, classroom_p99s)}\n\n"
+        f"Several processes (`scaleout.py`, median (min–max) of three runs; one worker process or two "
+        f"sharing the port and a Redis, the load generator on the same two cores):\n{scaleout_summary}"
+    )
     replace_between_markers(REPO / "README.md", readme)
     sections = [
         ("Load (`bench/load.py`)", "load"),
         ("Classroom (`bench/classroom.py`, three runs)", "classroom"),
+        ("Several processes and Redis (`bench/scaleout.py`, three runs)", "scaleout"),
         ("Preprocessing (`bench/preprocess.py`)", "preprocess"),
         ("Hostile images (`bench/hostile.py`)", "hostile"),
         ("Model (`bench/model.py`)", "model"),
