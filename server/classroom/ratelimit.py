@@ -7,7 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from server.classroom.redisrooms import RedisRooms
 
 
 @dataclass
@@ -93,3 +96,19 @@ class MemoryLimiter:
 
     async def take(self, key: str) -> float | None:
         return None if self.buckets.take(key) else self.buckets.retry_after(key)
+
+
+class RedisLimiter:
+    """`Limiter` in Redis: one bucket per key, whichever process asks."""
+
+    def __init__(self, rooms: RedisRooms, name: str, capacity: float, per_second: float) -> None:
+        self._rooms = rooms
+        self._name = name
+        self._capacity = capacity
+        self._per_second = per_second
+
+    async def take(self, key: str) -> float | None:
+        allowed, wait = await self._rooms.run(
+            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock(), 1]
+        )
+        return None if allowed else float(wait)

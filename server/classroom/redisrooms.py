@@ -420,19 +420,3 @@ class RedisRooms:
                     pipe.sadd(PROCESSES, self.process)
                     await pipe.execute()
             await asyncio.sleep(HEARTBEAT_S)
-
-
-class RedisLimiter:
-    """`ratelimit.Limiter` in Redis: one bucket per key, whichever process asks."""
-
-    def __init__(self, rooms: RedisRooms, name: str, capacity: float, per_second: float) -> None:
-        self._rooms = rooms
-        self._name = name
-        self._capacity = capacity
-        self._per_second = per_second
-
-    async def take(self, key: str) -> float | None:
-        allowed, wait = await self._rooms.run(
-            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock(), 1]
-        )
-        return None if allowed else float(wait)

@@ -66,7 +66,8 @@ class Classroom:
                 secret_guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
                 creations=MemoryLimiter(TokenBuckets(CREATE_BURST, CREATES_PER_S)),
             )
-        from server.classroom.redisrooms import RedisLimiter, RedisRooms
+        from server.classroom.ratelimit import RedisLimiter
+        from server.classroom.redisrooms import RedisRooms
 
         rooms = RedisRooms(settings.redis_url, **sizes)
         return cls(
