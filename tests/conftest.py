@@ -12,9 +12,11 @@ from tests.support import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real uvicorn server with the bundled model, shared by the integration tests."""
+    """One real uvicorn server with the bundled model, shared by the integration tests. Every
+    test comes from 127.0.0.1 and many open a class, so the suite is one school's address
+    with as many open classes as it likes; the per-address cap has tests of its own."""
     log_path = Path(tmp_path_factory.mktemp("server")) / "server.log"
-    process = ServerProcess(log_path=log_path).start()
+    process = ServerProcess(args=["--rooms-per-address", "1000"], log_path=log_path).start()
     yield process
     process.stop()
 
