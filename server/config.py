@@ -111,7 +111,9 @@ def add_options(parser: argparse.ArgumentParser, cls: type, environ: Mapping[str
             default=default,
             choices=field.metadata.get("choices"),
             metavar=field.metadata.get("metavar"),
-            help=f"{field.metadata['help']} [{env_name(field.name)}] ({shown or 'none'})".replace("%", "%%"),
+            help=f"{field.metadata['help']} [{env_name(field.name)}] ({'none' if shown == '' else shown})".replace(
+                "%", "%%"
+            ),
         )
 
 
@@ -188,6 +190,12 @@ class Settings:
     room_max_students: int = option(100, "students one classroom admits", parse=positive_int)
     max_rooms: int = option(1000, "open classrooms the server (all its processes) holds", parse=positive_int)
     rooms_per_address: int = option(20, "open classrooms one address may have", parse=positive_int)
+    room_creation_burst: int = option(
+        20, "classrooms one address may start at once, before --room-creation-refill-s applies", parse=positive_int
+    )
+    room_creation_refill_s: float = option(
+        6.0, "seconds until an address may start one more classroom after its burst", parse=positive_float
+    )
     room_unclaimed_minutes: float = option(
         5.0, "close a classroom no dashboard has opened within this many minutes", parse=positive_float
     )

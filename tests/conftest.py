@@ -16,7 +16,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     test comes from 127.0.0.1 and many open a class, so the suite is one school's address
     with as many open classes as it likes; the per-address cap has tests of its own."""
     log_path = Path(tmp_path_factory.mktemp("server")) / "server.log"
-    process = ServerProcess(args=["--rooms-per-address", "1000"], log_path=log_path).start()
+    school = ["--rooms-per-address", "1000", "--room-creation-burst", "1000"]
+    process = ServerProcess(args=school, log_path=log_path).start()
     yield process
     process.stop()
 

@@ -24,9 +24,6 @@ from server.config import Settings
 
 logger = logging.getLogger(__name__)
 
-# Rooms a teacher (one address) may create: twenty at once, then one every six seconds.
-CREATE_BURST = 20
-CREATES_PER_S = 1 / 6
 MAX_SWEEP_INTERVAL_S = 5.0
 FINISH_TIMEOUT_S = 2.0
 SOCKET = "socket"
@@ -64,7 +61,9 @@ class Classroom:
                 settings,
                 guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_address, refill)),
                 secret_guesses=MemoryLimiter(TokenBuckets(settings.guesses_per_room, refill)),
-                creations=MemoryLimiter(TokenBuckets(CREATE_BURST, CREATES_PER_S)),
+                creations=MemoryLimiter(
+                    TokenBuckets(settings.room_creation_burst, 1 / settings.room_creation_refill_s)
+                ),
             )
         from server.classroom.ratelimit import RedisLimiter
         from server.classroom.redisrooms import RedisRooms
@@ -75,7 +74,9 @@ class Classroom:
             settings,
             guesses=RedisLimiter(rooms, "guesses", settings.guesses_per_address, refill),
             secret_guesses=RedisLimiter(rooms, "secrets", settings.guesses_per_room, refill),
-            creations=RedisLimiter(rooms, "creations", CREATE_BURST, CREATES_PER_S),
+            creations=RedisLimiter(
+                rooms, "creations", settings.room_creation_burst, 1 / settings.room_creation_refill_s
+            ),
         )
 
     # -- guessing -------------------------------------------------------------------------
