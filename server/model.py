@@ -140,8 +140,8 @@ def load_model(path: str | Path = DEFAULT_MODEL_PATH) -> keras.Model:
 class BatchPredictor:
     """Runs the model on a batch without `model.predict` and its per-call overhead.
 
-    A `tf.function` with one fixed input signature traces once and then serves
-    every batch size the server's queue pads to.
+    A `tf.function` whose input signature leaves the batch size free traces once and
+    then serves every batch the server's queue sends, whatever its size.
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -151,6 +151,11 @@ class BatchPredictor:
             input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32)],
             reduce_retracing=True,
         )
+
+    @property
+    def traces(self) -> int:
+        """How many times the model was traced: 1 once warm, whatever the batch sizes since."""
+        return int(self._predict.experimental_get_tracing_count())
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, dtype=np.float32)

@@ -115,11 +115,11 @@ def test_batch_predictor_matches_the_model(model, holdout, batch_size: int) -> N
     np.testing.assert_allclose(fast, np.asarray(model(images, training=False)), atol=1e-5)
 
 
-def test_batch_predictor_traces_once_for_every_bucket_size(model) -> None:
+def test_batch_predictor_traces_once_for_any_batch_size(model) -> None:
     predictor = BatchPredictor(model)
-    for size in (1, 2, 4, 8, 16, 32, 64):
+    for size in (1, 2, 3, 8, 17, 32, 64):
         predictor(np.zeros((size, 28, 28, 1), dtype=np.float32))
-    assert predictor._predict.experimental_get_tracing_count() == 1
+    assert predictor.traces == 1
 
 
 def test_inception_block_config_round_trips() -> None:

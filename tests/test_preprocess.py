@@ -12,7 +12,6 @@ import struct
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,16 +20,15 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from server.preprocess import BadImage, Prepared, preprocess_array, preprocess_bytes, preview_png
+from tests import support
 
-HOLDOUT = Path(__file__).parent / "data" / "holdout.npz"
 SAMPLE_EVERY = 4  # 250 of the 1000 hold-out digits, every class, keeps the module fast
 SUPERSAMPLE = 2  # canvases are drawn at 2× and averaged down: anti-aliased edges
 
 
 @pytest.fixture(scope="module")
 def holdout() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(HOLDOUT) as data:
-        return data["x"], data["y"]
+    return support.holdout()
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +386,7 @@ def test_random_bytes_give_an_image_empty_or_bad_image(data: bytes) -> None:
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8))
 def test_corrupted_snapshots_give_an_image_empty_or_bad_image(changes) -> None:
-    data = bytearray(png(coloured(drawn(np.load(HOLDOUT)["x"][0], canvas=(64, 64)), "blue on cream")))
+    data = bytearray(png(coloured(drawn(support.holdout()[0][0], canvas=(64, 64)), "blue on cream")))
     for position, value in changes:
         data[position % len(data)] = value
     try:

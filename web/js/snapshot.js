@@ -20,7 +20,7 @@ const ctx = canvas.getContext('2d');
 /**
  * @param {Array<Array<{x:number,y:number}>>} strokes in pad units
  * @param {number} penWidth in pad units
- * @returns {{bytes: Uint8Array, dataUrl: string, width: number, height: number}}
+ * @returns {{bytes: Uint8Array, dataUrl: string}}
  *   White ink on black, like MNIST: no colour or alpha guessing needed on the server.
  */
 export function renderSnapshot(strokes, penWidth) {
@@ -43,7 +43,7 @@ export function renderSnapshot(strokes, penWidth) {
   const scale = size / side;
   drawStrokes(ctx, strokes, { scale, originX, originY, lineWidth: penWidth * scale, color: '#fff' });
   const dataUrl = canvas.toDataURL('image/png');
-  return { bytes: base64ToBytes(dataUrl.slice(dataUrl.indexOf(',') + 1)), dataUrl, width: size, height: size };
+  return { bytes: base64ToBytes(dataUrl.slice(dataUrl.indexOf(',') + 1)), dataUrl };
 }
 
 function base64ToBytes(base64) {
