@@ -1,5 +1,5 @@
 """The load benchmarks' clients: drawers over real WebSockets (closed and open loop), a flooding
-client in a process of its own, and seed-style HTTP clients, each counting into a Tally."""
+client in a process of its own, and one-request-per-snapshot HTTP clients, each counting into a Tally."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ async def flooding(url: str, frame: bytes, window: Window) -> float:
     return rate
 
 
-# -- seed-style HTTP clients ----------------------------------------------------------------
+# -- one-request-per-snapshot HTTP clients------------------------------------------------------
 
 
 async def http_post(client: httpx.AsyncClient, frame: bytes, stroke_end: bool, window: Window, tally: Tally) -> None:

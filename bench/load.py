@@ -6,7 +6,7 @@ pauses, whatever the server does, as a page does; latency runs from sending a sn
 prediction (coalesced snapshots have none), stroke-end latency from sending a stroke's last
 snapshot to its prediction. The frames are the real page's (bench/data/page_frames.npz,
 recorded by bench/record_page.py in Chromium): 128 px RGBA PNGs. The same scenarios run
-against the server with `--max-batch-size 1` and against the seed-style baseline
+against the server with `--max-batch-size 1` and against the one-request-per-snapshot HTTP baseline
 (bench/baseline_server.py: one HTTP POST per snapshot, `model.predict` on one image), so gains
 are ratios measured side by side; the model alone at batch 32 is measured in the same run.
 
@@ -287,7 +287,7 @@ def summary(rows: list[Row], model_rate: float) -> list[str]:
         )
     if batched and baseline:
         lines.append(
-            f"- batched streaming / seed-style HTTP capacity: "
+            f"- batched streaming / one HTTP request + model.predict per snapshot: "
             f"{batched.median('pred_s') / baseline.median('pred_s'):.0f}×"
         )
     for drawers, target in ((40, 50), (100, 100)):
