@@ -93,6 +93,17 @@ async def tile_in(room: Room, student: str) -> Tile:
     return tile
 
 
+# A room's limits for these tests: roomy enough that only the tests about a limit reach it.
+SIZES: dict[str, Any] = {
+    "max_students": 100,
+    "idle_s": 600,
+    "max_rooms": 1000,
+    "grace_s": 60,
+    "unclaimed_s": 300,
+    "rooms_per_address": 20,
+}
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(Path(tmp_path_factory.mktemp("redis"))).start()
@@ -109,15 +120,7 @@ async def make_rooms(request: pytest.FixtureRequest) -> AsyncIterator[Callable[.
             await client.flushdb()
 
     async def make(**limits: Any) -> Rooms:
-        sizes: dict[str, Any] = {
-            "max_students": 100,
-            "idle_s": 600,
-            "max_rooms": 1000,
-            "grace_s": 60,
-            "unclaimed_s": 300,
-            "rooms_per_address": 20,
-            "clock": Clock(),
-        }
+        sizes: dict[str, Any] = {**SIZES, "clock": Clock()}
         sizes.update(limits)
         rooms: Rooms = RedisRooms(url, **sizes) if request.param == "redis" else MemoryRooms(**sizes)
         await rooms.start()
@@ -329,15 +332,7 @@ async def test_a_seat_held_by_a_newer_connection_ignores_the_older(make_rooms) -
 async def test_seats_of_a_process_that_stops_go_away_and_one_taken_for_dead_takes_them_back(redis_server) -> None:
     async with redis.Redis.from_url(redis_server.url) as client:
         await client.flushdb()
-    sizes: dict[str, Any] = {
-        "max_students": 100,
-        "idle_s": 600,
-        "max_rooms": 1000,
-        "grace_s": 60,
-        "unclaimed_s": 300,
-        "rooms_per_address": 20,
-    }
-    first, second = RedisRooms(redis_server.url, **sizes), RedisRooms(redis_server.url, **sizes)
+    first, second = RedisRooms(redis_server.url, **SIZES), RedisRooms(redis_server.url, **SIZES)
     await first.start()
     await second.start()
     try:
