@@ -16,6 +16,7 @@ from server.classroom.service import Classroom
 from server.classroom.student import Student
 from server.config import Settings
 from server.errors import ClientError
+from server.exitsignals import drain_before_exit
 from server.hosts import AllowedHosts
 from server.service import Service
 from server.socketcaps import SocketCaps
@@ -32,9 +33,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         # uvicorn serves nothing, /healthz included, until the model is loaded and warm
         await service.start()
         await classroom.start()
+        stop_draining_on_signals = drain_before_exit(service.drain)
         try:
             yield
         finally:
+            stop_draining_on_signals()
             # Connections first, so their seats are released (shown away) while the room store
             # is still there; then the store; then the model.
             await service.drain()

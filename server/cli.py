@@ -38,8 +38,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 class DrainingServer(uvicorn.Server):
-    """Before uvicorn closes WebSockets (with 1012), the service answers what is in flight and
-    closes them itself with 1001 (going away), as docs/protocol.md promises."""
+    """uvicorn's server, but a shutdown never waits on a client that stopped reading.
+
+    The service drains on the exit signal (server/exitsignals.py); the drain here covers a
+    shutdown asked for without one and otherwise finds nothing left to do."""
 
     def __init__(self, config: uvicorn.Config, service: Service) -> None:
         super().__init__(config)

@@ -94,8 +94,9 @@ class Service:
 
     async def drain(self) -> None:
         """Refuse new connections, answer what is in flight, close every socket with 1001.
-        Called by the server before uvicorn's own shutdown and again by the lifespan, where
-        it finds nothing left to do; it never raises, so the lifespan's shutdown always runs."""
+        Called on the exit signal before uvicorn's own shutdown (server/exitsignals.py) and
+        again by the lifespan, where it finds nothing left to do; it never raises, so the
+        lifespan's shutdown always runs."""
         if self.state in (State.DRAINING, State.STOPPED):
             return
         self.state = State.DRAINING

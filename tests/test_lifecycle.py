@@ -63,9 +63,12 @@ def test_environment_variables_are_the_fallback_for_flags(tmp_path) -> None:
         process.wait(15)
 
 
+UVICORN_FACTORY = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app"]
+
+
 def test_uvicorn_factory_serves_the_app() -> None:
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app", "--port", str(port)]
+    command = [*UVICORN_FACTORY, "--port", str(port)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ServerProcess(port=port, process=process).wait_healthy()
@@ -74,9 +77,10 @@ def test_uvicorn_factory_serves_the_app() -> None:
         process.wait(15)
 
 
+@pytest.mark.parametrize("command", [None, UVICORN_FACTORY], ids=["python -m server", "uvicorn --factory"])
 @pytest.mark.asyncio(loop_scope="session")
-async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_path) -> None:
-    server = ServerProcess(log_path=tmp_path / "server.log").start()
+async def test_sigterm_answers_in_flight_snapshots_then_closes_with_1001(tmp_path, command) -> None:
+    server = ServerProcess(command=command, log_path=tmp_path / "server.log").start()
     x, y = holdout()
     drawers = []
     try:
@@ -182,25 +186,17 @@ async def test_sigterm_beside_a_client_that_stopped_reading_ends_in_time(tmp_pat
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_sigterm_under_uvicorn_factory_is_as_the_readme_says(tmp_path) -> None:
-    """Plain uvicorn closes every socket with 1012 at once, then waits up to its own
-    --timeout-graceful-shutdown for the client that stopped reading (README, "Configuration")."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "server.app:create_app",
-        "--timeout-graceful-shutdown",
-        "2",
-    ]
+async def test_sigterm_under_uvicorn_factory_drains_and_closes_with_1001_too(tmp_path) -> None:
+    """The app drains before uvicorn's own shutdown; only the client that stopped reading is
+    uvicorn's to drop, after its --timeout-graceful-shutdown (README, "Configuration")."""
+    command = [*UVICORN_FACTORY, "--timeout-graceful-shutdown", "1"]
     server = ServerProcess(command=command, log_path=tmp_path / "server.log").start()
     try:
         code, took_s = await sigterm_beside_a_stalled_client(server)
     finally:
         server.stop(signal.SIGKILL)
-    assert code == 1012
-    assert took_s < 5  # uvicorn's 2 s for the stalled client, and the lifespan shutdown
+    assert code == 1001
+    assert took_s < 5  # the app's drain, uvicorn's 1 s for the stalled client, the lifespan shutdown
     assert "Application shutdown complete." in server.log_text(), "the lifespan shutdown runs all the same"
 
 
