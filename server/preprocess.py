@@ -5,7 +5,8 @@ aspect ratio), anti-aliasing, pasting into a 28×28 field and moving the centre 
 mass to the middle. A model trained on them only works on input made the same way,
 so every snapshot goes through that recipe here:
 
-1. decode the PNG, refusing what no snapshot needs from its chunks alone (server/png.py);
+1. decode the grey frame (server/greyframe.py) or the PNG, refusing what no snapshot
+   needs from its chunks alone (server/png.py);
 2. find the ink whatever the colours: the distance of each pixel from the
    background colour (or the alpha, when the background is transparent);
 3. crop to the ink, and call the snapshot empty when there is none or only specks;
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from server import png
+from server import greyframe, png
 from server.errors import ClientError
 
 # 1024×1024: eight times what the page sends (128 px a side) and room for any canvas that
@@ -64,8 +65,8 @@ WORK_FIELD = (BOX + 20) * WORK_SCALE
 # MNIST's resolution is plenty, and the cost stops growing with the canvas.
 LARGEST_EXTENT = 160
 
-# Snapshots are PNGs: canvases write them losslessly, and their chunks can be checked before
-# decoding. Other formats' signatures get a clear refusal instead of "unreadable".
+# Snapshots are grey frames or PNGs: canvases write both losslessly, and their sizes can be
+# checked before decoding. Other formats' signatures get a clear refusal instead of "unreadable".
 _OTHER_FORMATS = (b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP")
 
 # We enforce our own, lower pixel limit and answer "too_large"; Pillow's warning for
@@ -133,6 +134,11 @@ def preview_png(preview: np.ndarray) -> bytes:
 
 
 def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    if greyframe.is_grey_frame(data):
+        try:
+            return greyframe.decode(data, max_pixels)
+        except greyframe.FrameRefused as refused:
+            raise BadImage(refused.code, str(refused)) from None
     if not png.is_png(data):
         raise _unsupported() if data.startswith(_OTHER_FORMATS) else _unreadable()
     try:
