@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,20 @@ def stage(stack: str) -> str:
         if any(marker in stack for marker in markers):
             return name
     return "other"
+
+
+def thread_cpu_s(pid: int) -> collections.Counter[str]:
+    """CPU seconds so far of each thread of `pid`, summed by thread name: py-spy samples only
+    Python threads, and TensorFlow's own pool threads are where the model's work runs."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    by_name: collections.Counter[str] = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            stat = (task / "stat").read_text()
+            name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+            # digits vary per thread (preprocess_0, preprocess_1): one row per kind
+            by_name[name.rstrip("0123456789_")] += (int(fields[11]) + int(fields[12])) / ticks
+    return by_name
 
 
 def summarise(collapsed: Path) -> list[tuple[str, float]]:
@@ -106,7 +122,10 @@ def main() -> None:
         spies = [subprocess.Popen([*record, "--format", "raw", "-o", str(collapsed)], stdout=subprocess.DEVNULL)]
         if args.svg:
             spies.append(subprocess.Popen([*record, "-o", str(args.svg)], stdout=subprocess.DEVNULL))
+        cpu_before = thread_cpu_s(server.pid)
         tally = asyncio.run(drive(server, args.clients, args.seconds))
+        cpu = thread_cpu_s(server.pid)
+        cpu.subtract(cpu_before)
         for spy in spies:
             spy.wait(60)
         rows = summarise(collapsed)
@@ -117,6 +136,12 @@ def main() -> None:
     print("| where the server's sampled CPU went | share |\n|---|---|")
     for name, share in rows:
         print(f"| {name} | {share:.0f}% |")
+    answered = max(tally.answered, 1)
+    print("\n| server thread | CPU per answer (ms) |\n|---|---|")
+    for name, seconds in cpu.most_common():
+        if seconds > 0:
+            print(f"| {name} | {1000 * seconds / answered:.3f} |")
+    print(f"| all | {1000 * cpu.total() / answered:.3f} |")
 
 
 if __name__ == "__main__":

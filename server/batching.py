@@ -209,16 +209,17 @@ class BatchingQueue:
             probabilities = np.asarray(predict(images), dtype=np.float32)
         except Exception:
             logger.exception("the model failed on a batch of %d", len(batch))
-            for item in batch:
-                _settle(item, BatchFailed())
+            _settle([(item, BatchFailed()) for item in batch])
             return
         inference_ms = (time.perf_counter() - started) * 1000
         self._metrics.batch_size.observe(len(batch))
         self._metrics.inference_time.observe(inference_ms / 1000)
+        outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
         for item, row in zip(batch, probabilities):
             queue_ms = (started - item.submitted_at) * 1000
             self._metrics.queue_wait.observe(queue_ms / 1000)
-            _settle(item, BatchResult(row, queue_ms, inference_ms, len(batch)))
+            outcomes.append((item, BatchResult(row, queue_ms, inference_ms, len(batch))))
+        _settle(outcomes)
 
     def _discard(self, item: _Item) -> None:
         with self._condition:
@@ -228,16 +229,24 @@ class BatchingQueue:
                 pass  # already taken by the worker
 
 
-def _settle(item: _Item, outcome: BatchResult | BaseException) -> None:
-    def resolve() -> None:
+def _settle(outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
+    """Resolve each waiter on its own loop: one wake-up per loop for the whole batch, not one
+    per item (each wake-up is a write to the loop's self-pipe and a pass of the loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, BatchResult | BaseException]]] = {}
+    for item, outcome in outcomes:
+        by_loop.setdefault(item.loop, []).append((item, outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, settled)
+        except RuntimeError:
+            pass  # the waiters' loop is closed; nobody is left to answer
+
+
+def _resolve(settled: list[tuple[_Item, BatchResult | BaseException]]) -> None:
+    for item, outcome in settled:
         if item.future.done():
-            return  # the waiter was cancelled
+            continue  # the waiter was cancelled
         if isinstance(outcome, BaseException):
             item.future.set_exception(outcome)
         else:
             item.future.set_result(outcome)
-
-    try:
-        item.loop.call_soon_threadsafe(resolve)
-    except RuntimeError:
-        pass  # the waiter's loop is closed; nobody is left to answer
