@@ -100,43 +100,38 @@ def test_over_http_the_page_posts_grey_frames(browser: Browser, server: ServerPr
 
 # ---- The send queue, as a unit: snapshots whose encoding the test finishes by hand ---------
 
-QUEUE_HARNESS = """
-async (script) => {
+# Pushes every snapshot of `script` ([name, options] pairs) at once, then finishes each encoding
+# (a failure for the names in `failing`) in the order the queue started them, and reports.
+RUN_QUEUE = """
+async ([script, failing]) => {
   const { SnapshotQueue } = await import('/js/snapshot-queue.js');
   const sent = [];
   const queue = new SnapshotQueue((frame, options) => { sent.push([frame, Boolean(options.barrier)]); return true; });
-  const finish = {};  // name -> function that ends that snapshot's encoding (true: it fails)
+  const finish = {};  // name -> ends that snapshot's encoding; set when the queue starts it
   const results = {};
   for (const [name, options] of script) {
     const snapshot = { encode: () => new Promise((resolve, reject) => {
-      finish[name] = (fails) => (fails ? reject(new Error('cannot encode')) : resolve(name));
+      finish[name] = () => (failing.includes(name) ? reject(new Error('cannot encode')) : resolve(name));
     }) };
     results[name] = queue.push(snapshot, options);
   }
   const busyBefore = queue.busy;
-  return { finish, results, sent, queue, busyBefore };
+  const started = [];
+  while (queue.busy) {
+    const name = Object.keys(finish).find((n) => !started.includes(n));
+    started.push(name);
+    finish[name]();
+    await results[name];
+  }
+  const resolved = {};
+  for (const [name, result] of Object.entries(results)) resolved[name] = await result;
+  return { busyBefore, started, sent, resolved };
 }
 """
 
 
-def run_queue(page: Page, script: list[tuple[str, dict]], failing: set[str] = frozenset()) -> dict:
-    """Pushes the snapshots, then finishes each encoding in the order the queue started them."""
-    return page.evaluate(
-        f"""async ([script, failing]) => {{
-          const {{ finish, results, sent, queue, busyBefore }} = await ({QUEUE_HARNESS})(script);
-          const started = [];
-          while (queue.busy) {{
-            const name = Object.keys(finish).find((n) => !started.includes(n));
-            started.push(name);
-            finish[name](failing.includes(name));
-            await results[name];
-          }}
-          const resolved = {{}};
-          for (const [name, promise] of Object.entries(results)) resolved[name] = await promise;
-          return {{ busyBefore, started, sent, resolved }};
-        }}""",
-        [script, sorted(failing)],
-    )
+def run_queue(page: Page, script: list[tuple[str, dict]], failing: frozenset[str] = frozenset()) -> dict:
+    return page.evaluate(RUN_QUEUE, [script, sorted(failing)])
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +164,6 @@ def test_the_queue_sends_in_order_and_drops_only_live_snapshots_waiting_behind_a
 
 
 def test_a_snapshot_that_cannot_be_encoded_does_not_stop_the_queue(page: Page) -> None:
-    outcome = run_queue(page, [("a", {}), ("F1", {"final": True}), ("F2", {"final": True})], failing={"F1"})
+    outcome = run_queue(page, [("a", {}), ("F1", {"final": True}), ("F2", {"final": True})], failing=frozenset({"F1"}))
     assert outcome["sent"] == [["a", False], ["F2", False]]
     assert outcome["resolved"] == {"a": True, "F1": False, "F2": True}
