@@ -1,8 +1,9 @@
 """Record the frames the real page streams while digits are drawn on it.
 
 Drives the page in Debian's Chromium with pointer events (mouse down, moves, up), against a
-real server, and keeps every binary frame the page sends over `/ws`: the 128 px PNGs exactly
-as the page streams them, one list per stroke (its last frame is the pen-up snapshot).
+real server, and keeps every binary frame the page sends over `/ws`: the 128 px snapshots
+exactly as the page streams them (grey frames, docs/protocol.md; PNGs where the browser has no
+CompressionStream), one list per stroke (its last frame is the pen-up snapshot).
 
     .venv/bin/python -m bench.record_page            # rewrite bench/data/page_frames.npz
 
@@ -188,7 +189,7 @@ def record_fixture(base_url: str, per_digit: int, seed: int) -> Recording:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-digit", type=int, default=8, help="drawings of each digit (8)")
+    parser.add_argument("--per-digit", type=int, default=3, help="drawings of each digit (3)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--out", type=Path, default=FIXTURE)
     args = parser.parse_args()

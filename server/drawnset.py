@@ -1,9 +1,10 @@
 """The drawn-digit test sets: pen drawings of every handwriting variant, and page recordings.
 
 `tests/data/drawn_digits.npz` keeps drawings as strokes (a few bytes a point), so the set
-is small and every check renders them to the page's PNG and sends that through the
-server's real preprocessing. `tests/data/page_digits.npz` keeps the PNG frames the page
-itself sent over its WebSocket while Chromium drew some of the same drawings.
+is small and every check renders them to the page's snapshot (as PNG) and sends that through
+the server's real preprocessing. `tests/data/page_digits.npz` keeps the frames the page itself
+sent over its WebSocket (grey frames, docs/protocol.md) while Chromium drew some of the same
+drawings.
 """
 
 from __future__ import annotations
@@ -75,12 +76,12 @@ def load(path: Path = DRAWN_SET_PATH) -> list[DrawnDigit]:
 
 
 def save_frames(path: Path, frames: list[bytes], variants: list[Variant]) -> None:
-    """PNG frames as the page sent them, one per drawing, with the variant drawn."""
+    """Frames as the page sent them, one per drawing, with the variant drawn."""
     labels = sorted({v.label for v in variants})
     np.savez_compressed(
         path,
-        png_bytes=np.frombuffer(b"".join(frames), dtype=np.uint8),
-        png_lengths=np.array([len(f) for f in frames], dtype=np.uint32),
+        frame_bytes=np.frombuffer(b"".join(frames), dtype=np.uint8),
+        frame_lengths=np.array([len(f) for f in frames], dtype=np.uint32),
         variant_names=np.array(labels),
         variants=np.array([labels.index(v.label) for v in variants], dtype=np.uint8),
     )
@@ -88,15 +89,15 @@ def save_frames(path: Path, frames: list[bytes], variants: list[Variant]) -> Non
 
 def load_frames(path: Path = PAGE_SET_PATH) -> tuple[list[bytes], list[Variant]]:
     with np.load(path) as data:
-        ends = np.cumsum(data["png_lengths"])
-        blob = data["png_bytes"].tobytes()
-        frames = [blob[end - length : end] for end, length in zip(ends, data["png_lengths"], strict=True)]
+        ends = np.cumsum(data["frame_lengths"])
+        blob = data["frame_bytes"].tobytes()
+        frames = [blob[end - length : end] for end, length in zip(ends, data["frame_lengths"], strict=True)]
         variants = [_variant_named(str(name)) for name in data["variant_names"]]
         return frames, [variants[i] for i in data["variants"]]
 
 
 def model_inputs(frames: list[bytes]) -> np.ndarray:
-    """PNG snapshots through the server's preprocessing: float32 (n, 28, 28, 1).
+    """Snapshots (PNG or grey frames) through the server's preprocessing: float32 (n, 28, 28, 1).
 
     A snapshot the server would call empty stays black, and so counts as a mistake.
     """
@@ -171,7 +172,7 @@ def report(
             f"Drawn set: the {len(digits):,} pen drawings of `{drawn_path.name}`, every handwriting "
             "variant of `server.handwriting`, each rendered as the page's PNG snapshot and sent through "
             "`server.preprocess`. Held-out variants are never drawn by the training generator. Page set: "
-            f"the {len(frames)} PNGs the page itself sent over its WebSocket while Chromium drew some of the "
+            f"the {len(frames)} snapshots the page itself sent over its WebSocket while Chromium drew some of the "
             f"same drawings with mouse events (`{page_path.name}`)."
         ),
         "",

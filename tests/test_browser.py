@@ -132,7 +132,7 @@ def test_predictions_stream_during_a_long_stroke(desktop: Page) -> None:
     assert during_stroke[0] > 1, "bars should move while the pen is still down"
     wait_settled(desktop)
     expect(desktop.locator("#prediction")).to_have_attribute("data-digit", "0")
-    # The final snapshot is sent synchronously in the pen-up handler, not on a deferred task.
+    # The pen-up snapshot goes out as soon as it is encoded, not on a deferred idle task.
     assert stats(desktop)["penUpToSendMs"] < 250
 
 
@@ -281,6 +281,11 @@ window.WebSocket = class FakeWebSocket extends EventTarget {
 """
 
 
+def wait_sent(page: Page) -> None:
+    """Until every snapshot the page rendered is encoded and sent."""
+    page.wait_for_function("!window.digitstream.sending", timeout=WAIT_MS)
+
+
 def fake_prediction(seq: int, digit: int | None) -> dict:
     probabilities = [0.0] * 10
     if digit is not None:
@@ -308,6 +313,7 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     prediction = page.locator("#prediction")
 
     draw_digit(page, 7)
+    wait_sent(page)
     sent = page.evaluate("window.digitstream.sentSeq")
     assert sent == page.evaluate("fakeSockets[0].sent.filter(m => m === 'snapshot').length") > 2
     answer(sent - 1, 7)
@@ -316,6 +322,7 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     expect(prediction).to_have_attribute("data-digit", "7")
 
     page.keyboard.press("Escape")  # clear: a control message and a blank snapshot
+    wait_sent(page)
     assert {"type": "clear"} in page.evaluate("fakeSockets[0].sent")
     assert page.evaluate("window.digitstream.sentSeq") == sent + 1
     answer(sent, 4)  # newer, but about the cleared drawing: ignored

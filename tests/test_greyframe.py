@@ -19,16 +19,17 @@ from tests.support import ServerProcess, receive
 
 @pytest.fixture(scope="module")
 def page_frames() -> list[tuple[bytes, int]]:
-    """PNGs the page sent while Chromium drew, and the digit drawn: one of each variant."""
+    """Grey frames the page sent while Chromium drew, and the digit drawn: one of each variant."""
     frames, variants = drawnset.load_frames()
     firsts = {v: frame for frame, v in reversed(list(zip(frames, variants, strict=True)))}
     return [(frame, v.digit) for v, frame in firsts.items()]
 
 
-def as_grey_frame(png: bytes) -> bytes:
-    """The page's PNG snapshot (white on black, opaque) as the grey frame of the same pixels."""
-    with Image.open(io.BytesIO(png)) as image:
-        return greyframe.encode(np.asarray(image.convert("L")))
+def as_png(frame: bytes) -> bytes:
+    """The page's grey frame as the PNG a canvas writes of the same pixels: RGBA, opaque."""
+    png = io.BytesIO()
+    Image.fromarray(greyframe.decode(frame, MAX_PIXELS)).convert("RGBA").save(png, "PNG")
+    return png.getvalue()
 
 
 def test_a_grey_frame_decodes_to_its_pixels() -> None:
@@ -37,8 +38,8 @@ def test_a_grey_frame_decodes_to_its_pixels() -> None:
 
 
 def test_a_grey_frame_prepares_exactly_as_the_same_png(page_frames) -> None:
-    for png, _ in page_frames:
-        from_png, from_frame = preprocess_bytes(png), preprocess_bytes(as_grey_frame(png))
+    for grey, _ in page_frames:
+        from_png, from_frame = preprocess_bytes(as_png(grey)), preprocess_bytes(grey)
         assert from_png.preview is not None and from_frame.preview is not None
         np.testing.assert_array_equal(from_frame.preview, from_png.preview)
 
@@ -94,10 +95,10 @@ def test_a_zlib_bomb_is_refused_after_inflating_one_byte_more_than_declared() ->
 @pytest.mark.asyncio(loop_scope="session")
 async def test_the_server_answers_a_grey_frame_as_it_answers_the_png(server: ServerProcess, page_frames) -> None:
     async with websockets.connect(server.ws_url) as ws:
-        for seq, (png, digit) in enumerate(page_frames[:6], start=1):
-            await ws.send(png)
+        for seq, (grey, digit) in enumerate(page_frames[:6], start=1):
+            await ws.send(as_png(grey))
             from_png = await receive(ws)
-            await ws.send(as_grey_frame(png))
+            await ws.send(grey)
             from_frame = await receive(ws)
             assert (from_png["seq"], from_frame["seq"]) == (2 * seq - 1, 2 * seq)
             assert from_frame["digit"] == from_png["digit"] == digit

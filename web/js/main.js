@@ -40,13 +40,19 @@ const stats = {
 };
 let sentVersion = -1;
 
-/** Sends the drawing unless that exact version went out already (or `force`). */
-function sendDrawing({ final = false, barrier = false, force = false } = {}) {
-  if (!force && pad.version === sentVersion) return;
-  if (stream.sendSnapshot(renderSnapshot(pad.strokes, pad.penWidth), { final, barrier })) {
-    sentVersion = pad.version;
+/**
+ * Sends the drawing unless that exact version went out already (or `force`). The pixels are
+ * taken now; the frame goes out once encoded. Resolves to whether it went out.
+ */
+async function sendDrawing({ final = false, barrier = false, force = false } = {}) {
+  if (!force && pad.version === sentVersion) return false;
+  const version = pad.version;
+  const sent = await stream.sendSnapshot(renderSnapshot(pad.strokes, pad.penWidth), { final, barrier });
+  if (sent) {
+    sentVersion = version;
     stats.snapshotsSent++;
   }
+  return sent;
 }
 
 const liveSender = new Throttle(LIVE_INTERVAL_MS, () => sendDrawing());
@@ -73,9 +79,9 @@ pad.addEventListener('change', (e) => {
     stream.clear();
     showBlank();
   }
-  const startedAt = reason === 'strokeend' ? performance.now() : null;
-  sendDrawing({ final: true, barrier: reason !== 'strokeend' });
-  if (startedAt !== null) stats.penUpToSendMs = performance.now() - startedAt;
+  const startedAt = performance.now();
+  const sending = sendDrawing({ final: true, barrier: reason !== 'strokeend' });
+  if (reason === 'strokeend') sending.then(() => { stats.penUpToSendMs = performance.now() - startedAt; });
 });
 
 stream.onPrediction((answer) => {
@@ -89,7 +95,7 @@ stream.onPrediction((answer) => {
   if (answer.empty || pad.isEmpty) showBlank();
   else {
     bars.show(answer.probabilities);
-    prediction.show(answer, { settled: !pad.isDrawing && answer.seq === stream.sentSeq });
+    prediction.show(answer, { settled: !pad.isDrawing && !stream.sending && answer.seq === stream.sentSeq });
   }
 });
 
@@ -143,7 +149,11 @@ Object.defineProperty(window, 'digitstream', {
     get lastSeq() { return stream.shownSeq; },
     get sentSeq() { return stream.sentSeq; },
     /** True once the newest snapshot's answer is shown and no stroke is in progress. */
-    get settled() { return !pad.isDrawing && stream.shownSeq === stream.sentSeq && stream.sentSeq > 0; },
+    get settled() {
+      return !pad.isDrawing && !stream.sending && stream.shownSeq === stream.sentSeq && stream.sentSeq > 0;
+    },
+    /** True while a snapshot is being encoded or waits for one that is. */
+    get sending() { return stream.sending; },
     get isDrawing() { return pad.isDrawing; },
     get strokeCount() { return pad.strokeCount; },
     get stats() { return { ...stats }; },

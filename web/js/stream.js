@@ -11,12 +11,14 @@
 //   'servererror' detail: {code, message, seq?}
 
 import { ReconnectingSocket } from './socket.js';
+import { SnapshotQueue } from './snapshot-queue.js';
 
 const HTTP_AFTER_FAILED_OPENS = 3;  // a socket that never opens: proxies that block upgrades
 const MAX_BUFFERED_BYTES = 256 * 1024;
 
 export class PredictionStream extends EventTarget {
   #socket;
+  #queue = new SnapshotQueue((frame, options) => this.#send(frame, options));
   #httpUrl;
   #fallback = false;       // classifying over HTTP
   #sentSeq = 0;            // seq the server gives our latest snapshot (it counts 1, 2, 3 … per socket)
@@ -40,6 +42,8 @@ export class PredictionStream extends EventTarget {
   get isOpen() { return this.#socket.isOpen; }
   get sentSeq() { return this.#sentSeq; }
   get shownSeq() { return this.#shownSeq; }
+  /** True while a snapshot given to sendSnapshot is still being encoded or waiting. */
+  get sending() { return this.#queue.busy; }
 
   onMessage(listener) { return this.#on('message', listener); }
   onPrediction(listener) { return this.#on('prediction', listener); }
@@ -57,22 +61,27 @@ export class PredictionStream extends EventTarget {
   }
 
   /**
-   * Sends a snapshot ({bytes, dataUrl} from snapshot.js).
-   * final:   the drawing is settled (pen-up, undo, clear); only those go over HTTP.
+   * Sends a snapshot (from snapshot.js) once it is encoded, after every snapshot given before it.
+   * final:   the drawing is settled (pen-up, undo, clear); never dropped, and only those go over HTTP.
    * barrier: answers to earlier snapshots are dropped (they show a drawing that no longer exists).
-   * Returns false when nothing could be sent; the page resends its drawing on 'open'.
+   * Resolves to false when it was not sent (replaced by a newer one, or nowhere to send it);
+   * the page resends its drawing on 'open'.
    */
-  sendSnapshot(snapshot, { final = false, barrier = false } = {}) {
+  sendSnapshot(snapshot, options = {}) {
+    return this.#queue.push(snapshot, options);
+  }
+
+  #send(frame, { final = false, barrier = false }) {
     if (this.isOpen) {
       if (this.#socket.socket.bufferedAmount > MAX_BUFFERED_BYTES && !final) return false;
-      this.#socket.socket.send(snapshot.bytes);
+      this.#socket.socket.send(frame.bytes);
       this.#sentSeq++;
       if (barrier) this.#minSeq = this.#sentSeq;
       this.#sentAt.set(this.#sentSeq, performance.now());
       return true;
     }
     if (final && this.#httpAllowed()) {
-      this.#classifyOverHttp(snapshot);
+      this.#classifyOverHttp(frame);
       return true;
     }
     return false;
@@ -121,7 +130,7 @@ export class PredictionStream extends EventTarget {
       || (!this.#socket.everOpened && this.#socket.attempts >= HTTP_AFTER_FAILED_OPENS);
   }
 
-  async #classifyOverHttp(snapshot) {
+  async #classifyOverHttp(frame) {
     const request = ++this.#httpRequests;
     this.#sentSeq = request;
     const started = performance.now();
@@ -129,8 +138,8 @@ export class PredictionStream extends EventTarget {
     try {
       response = await fetch(this.#httpUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ image: snapshot.dataUrl }),
+        headers: { 'content-type': frame.contentType },
+        body: frame.bytes,
       });
       body = await response.json();
     } catch {
