@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.record_page import Recording
+from bench.record_page import FIXTURE, Recording
 from tests.support import ServerProcess
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -124,10 +124,11 @@ class ServerCounters:
         return self.batched_images / self.batches if self.batches else float("nan")
 
 
-def page_strokes() -> list[list[bytes]]:
-    """The committed recording of the real page (bench/record_page.py): 128 px RGBA PNGs as
-    Chromium streams them, one list per stroke, its last frame sent at pen-up."""
-    return Recording.load().strokes
+def page_strokes(path: Path = FIXTURE) -> list[list[bytes]]:
+    """The committed recording of the real page (bench/record_page.py): the frames as Chromium
+    streams them (grey frames; `PNG_FIXTURE`: RGBA PNGs), one list per stroke, its last frame
+    sent at pen-up."""
+    return Recording.load(path).strokes
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -5,7 +5,9 @@ server's capacity. Open loop: each drawer streams at 20 Hz, stroke after stroke 
 pauses, whatever the server does, as a page does; latency runs from sending a snapshot to its
 prediction (coalesced snapshots have none), stroke-end latency from sending a stroke's last
 snapshot to its prediction. The frames are the real page's (bench/data/page_frames.npz,
-recorded by bench/record_page.py in Chromium): 128 px RGBA PNGs. The same scenarios run
+recorded by bench/record_page.py in Chromium): 128 px grey frames; one row replays the same
+strokes as 128 px RGBA PNGs (bench/data/page_png_frames.npz), as browsers without
+CompressionStream send them. The same scenarios run
 against the server with `--max-batch-size 1` and against the one-request-per-snapshot HTTP baseline
 (bench/baseline_server.py: one HTTP POST per snapshot, `model.predict` on one image), so gains
 are ratios measured side by side; the model alone at batch 32 is measured in the same run.
@@ -54,12 +56,14 @@ from bench.common import (
     percentile,
     sample_process,
 )
+from bench.record_page import PNG_FIXTURE
 
 
 @dataclass(frozen=True)
 class Scenario:
     loop: str  # "closed", "open", or "flood": open-loop drawers next to a flooding client
     clients: int
+    frames: str = "grey"  # or "png": what a browser without CompressionStream sends
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Row:
 
     def cells(self) -> list[object]:
         clients = f"{self.scenario.clients} + 1 flooder" if self.scenario.loop == "flood" else self.scenario.clients
+        loop = f"{self.scenario.loop}, PNG frames" if self.scenario.frames == "png" else self.scenario.loop
 
         def figure(name: str) -> str:
             median = self.median(name)
@@ -104,7 +109,7 @@ class Row:
 
         return [
             self.server,
-            self.scenario.loop,
+            loop,
             clients,
             figure("pred_s"),
             self.median("p50_ms"),
@@ -123,6 +128,7 @@ class Row:
             "server": self.server,
             "loop": self.scenario.loop,
             "clients": self.scenario.clients,
+            "frames": self.scenario.frames,
             "load_before": self.load_before,
             "runs": [vars(run) for run in self.runs],
         }
@@ -148,7 +154,8 @@ RUNS = 3
 
 
 async def run_once(server: Server, label: str, scenario: Scenario, args: argparse.Namespace) -> Run:
-    closed_frames = [frame for stroke in STROKES for frame in stroke]
+    strokes = STROKES[scenario.frames]
+    closed_frames = [frame for stroke in strokes for frame in stroke]
     start = time.perf_counter() + args.warmup + 0.2 * scenario.clients / 10  # connecting takes a moment
     window = Window(start, start + args.duration)
     tally = Tally()
@@ -159,8 +166,8 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
     async with Clients(server, scenario.clients, http) as clients:
         jobs = []
         for index, client in enumerate(clients):
-            offset = (index * 7) % len(STROKES)  # drawers out of step with each other
-            drawing = STROKES[offset:] + STROKES[:offset]
+            offset = (index * 7) % len(strokes)  # drawers out of step with each other
+            drawing = strokes[offset:] + strokes[:offset]
             if scenario.loop == "closed":
                 closed_loop = http_closed_loop if http else ws_closed_loop
                 frames = closed_frames[offset * 11 % len(closed_frames) :] + closed_frames
@@ -212,7 +219,7 @@ async def read_server(server: Server, window: Window, http: bool):
     return counters_after - counters_before, before, after
 
 
-STROKES: list[list[bytes]] = []
+STROKES: dict[str, list[list[bytes]]] = {}
 FLOOD_RATES: list[float] = []
 
 
@@ -220,7 +227,11 @@ def servers(args: argparse.Namespace) -> list[tuple[str, Server, list[Scenario]]
     closed = [Scenario("closed", n) for n in args.closed]
     opened = [Scenario("open", n) for n in args.drawers]
     return [
-        ("streaming, batch ≤ 32", Server(), closed + opened + [Scenario("flood", 10)]),
+        (
+            "streaming, batch ≤ 32",
+            Server(),
+            [*closed, Scenario("closed", 48, "png"), *opened, Scenario("flood", 10)],
+        ),
         ("streaming, batch 1", Server(args=["--max-batch-size", "1"]), closed + [s for s in opened if s.clients == 40]),
         ("baseline HTTP", Server(command=[sys.executable, "-m", "bench.baseline_server"]), closed),
     ]
@@ -256,13 +267,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
 
 
 def summary(rows: list[Row], model_rate: float) -> list[str]:
-    def find(label: str, loop: str, clients: int) -> Row | None:
+    def find(label: str, loop: str, clients: int, frames: str = "grey") -> Row | None:
         return next(
-            (
-                row
-                for row in rows
-                if row.server.startswith(label) and row.scenario.loop == loop and row.scenario.clients == clients
-            ),
+            (row for row in rows if row.server.startswith(label) and row.scenario == Scenario(loop, clients, frames)),
             None,
         )
 
@@ -280,6 +287,11 @@ def summary(rows: list[Row], model_rate: float) -> list[str]:
         lines.append(
             f"- server CPU per answered snapshot, 48 closed-loop clients: "
             f"{batched.median('cpu_ms_per_answer'):.2f} ms (target ≤ 0.6 ms)"
+        )
+    if png := find("streaming, batch ≤", "closed", 48, "png"):
+        lines.append(
+            f"- the same with the PNG frames of browsers without CompressionStream: "
+            f"{png.median('pred_s'):.0f} predictions/s, {png.median('cpu_ms_per_answer'):.2f} ms of server CPU each"
         )
     if batched and single:
         lines.append(
@@ -330,7 +342,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
-    STROKES.extend(page_strokes())
+    STROKES.update(grey=page_strokes(), png=page_strokes(PNG_FIXTURE))
     load_before = load_average()
     print(f"Machine: {machine()}; load average before: {load_before}\n")
     model_rate = model_alone(3.0)

@@ -61,11 +61,11 @@ def stage(stack: str) -> str:
     return "other"
 
 
-def thread_cpu_s(pid: int) -> collections.Counter[str]:
+def thread_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds so far of each thread of `pid`, summed by thread name: py-spy samples only
     Python threads, and TensorFlow's own pool threads are where the model's work runs."""
     ticks = os.sysconf("SC_CLK_TCK")
-    by_name: collections.Counter[str] = collections.Counter()
+    by_name: dict[str, float] = collections.defaultdict(float)
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
             stat = (task / "stat").read_text()
@@ -124,8 +124,7 @@ def main() -> None:
             spies.append(subprocess.Popen([*record, "-o", str(args.svg)], stdout=subprocess.DEVNULL))
         cpu_before = thread_cpu_s(server.pid)
         tally = asyncio.run(drive(server, args.clients, args.seconds))
-        cpu = thread_cpu_s(server.pid)
-        cpu.subtract(cpu_before)
+        cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in thread_cpu_s(server.pid).items()}
         for spy in spies:
             spy.wait(60)
         rows = summarise(collapsed)
@@ -138,10 +137,10 @@ def main() -> None:
         print(f"| {name} | {share:.0f}% |")
     answered = max(tally.answered, 1)
     print("\n| server thread | CPU per answer (ms) |\n|---|---|")
-    for name, seconds in cpu.most_common():
+    for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
         if seconds > 0:
             print(f"| {name} | {1000 * seconds / answered:.3f} |")
-    print(f"| all | {1000 * cpu.total() / answered:.3f} |")
+    print(f"| all | {1000 * sum(cpu.values()) / answered:.3f} |")
 
 
 if __name__ == "__main__":

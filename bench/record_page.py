@@ -33,6 +33,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 WAIT_MS = 30_000
 FIXTURE = Path(__file__).resolve().parent / "data" / "page_frames.npz"
+# The same strokes as the page sent them before it had grey frames, as browsers without
+# CompressionStream still do: 128 px RGBA PNGs.
+PNG_FIXTURE = FIXTURE.with_name("page_png_frames.npz")
 # A person's pen covers the pad in about a second: a move every ~1.5% of it, ~12 ms apart.
 SPACING = 0.015
 MOVE_INTERVAL_S = 0.012

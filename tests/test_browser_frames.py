@@ -12,7 +12,7 @@ import io
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, WebSocket, expect
+from playwright.sync_api import Browser, Page, Request, WebSocket, expect
 
 from server import greyframe
 from server.preprocess import MAX_PIXELS, preprocess_bytes, preview_png
@@ -54,7 +54,9 @@ def assert_the_last_frame_was_answered_last(page: Page, frames: list[bytes]) -> 
     assert len(frames) == page.evaluate("window.digitstream.sentSeq") > 1
     shown = page.evaluate("window.digitstream.stats.lastPrediction")
     assert shown["seq"] == len(frames)
-    assert shown["preview"] == base64.b64encode(preview_png(preprocess_bytes(frames[-1]).preview)).decode()
+    preview = preprocess_bytes(frames[-1]).preview
+    assert preview is not None
+    assert shown["preview"] == base64.b64encode(preview_png(preview)).decode()
 
 
 def test_the_page_streams_grey_frames_and_settles_on_the_drawn_digit(browser: Browser, server: ServerProcess) -> None:
@@ -88,7 +90,12 @@ def test_over_http_the_page_posts_grey_frames(browser: Browser, server: ServerPr
     context.add_init_script("delete window.WebSocket")
     page = context.new_page()
     posted: list[tuple[str, bytes]] = []
-    page.on("request", lambda r: r.method == "POST" and posted.append((r.headers["content-type"], r.post_data_buffer)))
+
+    def keep_posts(request: Request) -> None:
+        if request.method == "POST":
+            posted.append((request.headers["content-type"], request.post_data_buffer or b""))
+
+    page.on("request", keep_posts)
     page.goto(server.base_url + "/")
     expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
     draw(page, *DIGIT_STROKES[7])
@@ -143,7 +150,8 @@ def page(browser: Browser, server: ServerProcess):
 
 
 def test_the_queue_sends_in_order_and_drops_only_live_snapshots_waiting_behind_an_encode(page: Page) -> None:
-    live, final = {}, {"final": True}
+    live: dict[str, bool] = {}
+    final = {"final": True}
     outcome = run_queue(
         page,
         [
