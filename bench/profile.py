@@ -29,6 +29,7 @@ from bench.common import Server, load_average, machine, page_strokes
 # looked for in this order: the first that a stack holds names it.
 STAGES = {
     "PNG chunk checks": ("parse (server/png.py",),
+    "grey frame decode": ("decode (server/greyframe.py",),
     "PNG decode": ("decode (server/png.py", "ImageFile.load", "_decoded_by_pillow", "_decode (server/preprocess.py"),
     "preview PNG": ("preview_png",),
     "stroke repainting": ("_repainted",),
