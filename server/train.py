@@ -26,7 +26,7 @@ from server.config import add_options, from_args, option, positive_float, positi
 from server.model import DEFAULT_MODEL_PATH, build_model, count_flops
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
-TRAINING_IMAGES = 600_000
+TRAINING_IMAGES = 700_000
 
 
 class AugmentedDigits(keras.utils.PyDataset):
@@ -125,7 +125,7 @@ def run_training(parsed: argparse.Namespace) -> int:
     drawn_x, drawn_y = handwriting.synthesize(args.drawn_digits, args.seed, handwriting.Split.TRAIN)
     x_train, y_train = np.concatenate([x_train, drawn_x]), np.concatenate([y_train, drawn_y])
     # A budget in images, not epochs, keeps a run under 30 minutes on 2 cores whatever
-    # the source: 29 epochs of the 9,000 npm digits and 12,000 drawn ones, 8 of keras' 71,000.
+    # the source: 28 epochs of the 9,000 npm digits and 16,000 drawn ones, 9 of keras' 75,000.
     args = dataclasses.replace(args, epochs=args.epochs or max(1, round(TRAINING_IMAGES / len(x_train))))
     print(f"Training on {len(x_train)} digits for {args.epochs} epochs, validating on {len(validation[0])}.")
 
@@ -219,7 +219,7 @@ def describe_recipe(model: keras.Model, args: TrainOptions) -> list[str]:
         ),
         "",
         (
-            f"- Mixed in: {args.drawn_digits:,} digits drawn as pen strokes by `server.handwriting`, every digit "
+            f"- Mixed in: {args.drawn_digits:,} digits drawn as pen strokes by `server.handwriting`, every variant "
             "equally often, in these variants only: "
             + "; ".join(v.label for v in handwriting.variants(handwriting.Split.TRAIN))
             + ". Slant, rotation, size, aspect, pen width, wobble and pointer sampling are random."
@@ -317,7 +317,7 @@ class TrainOptions:
     mnist_npz: Path | None = option(None, "a keras-layout mnist.npz: x_train, y_train, x_test, y_test", metavar="FILE")
     cache_dir: Path = option(data.DEFAULT_CACHE_DIR, "where the npm digits are cached", metavar="DIR")
     validation_size: int = option(0, "npm only: training digits set aside to validate")
-    drawn_digits: int = option(12_000, "digits drawn as pen strokes (server.handwriting) mixed into training")
+    drawn_digits: int = option(16_000, "digits drawn as pen strokes (server.handwriting) mixed into training")
     holdout: Path = option(data.HOLDOUT_PATH, "the hold-out digits the report is computed on", metavar="FILE")
     drawn_set: Path = option(drawnset.DRAWN_SET_PATH, "pen drawings the report is computed on", metavar="FILE")
     page_set: Path = option(drawnset.PAGE_SET_PATH, "PNGs the page sent, for the report", metavar="FILE")
