@@ -128,7 +128,8 @@ class Score:
         return self.correct / max(self.total, 1)
 
     def __str__(self) -> str:
-        return f"{self.accuracy:.1%} ({self.correct} / {self.total})"
+        # Two decimals: one digit missed in 2,400 must not print as 100.0%.
+        return f"{self.accuracy:.2%} ({self.correct} / {self.total})"
 
 
 def score(truth: np.ndarray, predicted: np.ndarray) -> Score:

@@ -74,8 +74,8 @@ def test_snapshot_png_is_an_opaque_rgba_png_the_server_reads() -> None:
 
 
 def test_synthesize_gives_labelled_preprocessed_digits_for_every_digit() -> None:
-    images, labels = handwriting.synthesize(60, seed=1)
-    assert images.shape == (60, 28, 28) and images.dtype == np.uint8
+    images, labels = handwriting.synthesize(200, seed=1)
+    assert images.shape == (200, 28, 28) and images.dtype == np.uint8
     assert set(labels) == set(range(10))
     assert (images.max(axis=(1, 2)) > 200).all()
 
