@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from bench.common import load_average, machine, page_strokes
+from bench.record_page import PNG_FIXTURE
 from server.preprocess import preprocess_array, preprocess_bytes, preview_png
 
 HOLDOUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "holdout.npz"
@@ -67,9 +68,11 @@ def main() -> None:
     blue = np.array([30, 60, 200], np.float32)
     blue_280 = [np.round(cream + (blue - cream) * (canvas(d, 280)[..., None] / 255)).astype(np.uint8) for d in digits]
     page = [frame for stroke in page_strokes() for frame in stroke]
+    page_png = [frame for stroke in page_strokes(PNG_FIXTURE) for frame in stroke]
     previews = [prepared.preview for prepared in map(preprocess_bytes, page[::10]) if not prepared.empty]
     cases: list[tuple[str, Callable[[Any], object], Sequence[Any]]] = [
-        ("preprocess_bytes, the page's frames (128 px RGBA PNG, Chromium)", preprocess_bytes, page),
+        ("preprocess_bytes, the page's frames (128 px grey frames, Chromium)", preprocess_bytes, page),
+        ("preprocess_bytes, the same strokes as 128 px RGBA PNGs (no CompressionStream)", preprocess_bytes, page_png),
         ("preview_png, 28×28 preview of the page's frames", preview_png, previews),
         ("preprocess_array, 280×280 grey array", preprocess_array, white_280),
         ("preprocess_bytes, 280×280 PNG (L, black on white)", preprocess_bytes, [png(p, "L") for p in white_280]),
