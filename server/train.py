@@ -320,7 +320,7 @@ class TrainOptions:
     drawn_digits: int = option(16_000, "digits drawn as pen strokes (server.handwriting) mixed into training")
     holdout: Path = option(data.HOLDOUT_PATH, "the hold-out digits the report is computed on", metavar="FILE")
     drawn_set: Path = option(drawnset.DRAWN_SET_PATH, "pen drawings the report is computed on", metavar="FILE")
-    page_set: Path = option(drawnset.PAGE_SET_PATH, "PNGs the page sent, for the report", metavar="FILE")
+    page_set: Path = option(drawnset.PAGE_SET_PATH, "snapshots the page sent, for the report", metavar="FILE")
     limit: int = option(0, "train on a random N of the MNIST training digits (smoke runs); 0: all")
     verbose: int = option(1, "Keras output: 0 none, 1 progress bar, 2 a line per epoch", parse=verbosity)
 
