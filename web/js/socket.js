@@ -2,12 +2,14 @@
 // unanswered pings, and parses every text frame as JSON (a frame that is not JSON is dropped,
 // never thrown). The drawing page's stream and the teacher's dashboard both ride on it.
 //
-// Events (this is an EventTarget; the on* helpers wrap addEventListener):
+// Events (a DetailEvents target, events.js; the on* helpers wrap on()):
 //   'open'     a socket (re)opened; listeners run before the first ping is sent, so a protocol
 //              whose first message must be something else (the teacher's auth) can send it
 //   'message'  detail: a JSON text frame from the server, parsed
 //   'status'   detail: {state, rttMs, retryInMs}; state is 'connecting' | 'connected' |
 //              'reconnecting' | 'offline' | 'stopped'
+
+import { DetailEvents } from './events.js';
 
 const PING_INTERVAL_MS = 2000;
 const CONNECT_TIMEOUT_MS = 10000;   // a handshake that hangs (captive portal, dead route) is retried
@@ -17,7 +19,7 @@ const BACKOFF_MAX_MS = 5000;
 const OFFLINE_AFTER_ATTEMPTS = 4;   // then say "offline" rather than "reconnecting"
 const OPEN = 1;                     // WebSocket.OPEN, also usable where WebSocket is missing
 
-export class ReconnectingSocket extends EventTarget {
+export class ReconnectingSocket extends DetailEvents {
   #url;
   #socket = null;
   #state = 'connecting';
@@ -43,9 +45,9 @@ export class ReconnectingSocket extends EventTarget {
   /** The socket in use, for sends that need its buffer level. */
   get socket() { return this.#socket; }
 
-  onOpen(listener) { return this.#on('open', listener); }
-  onMessage(listener) { return this.#on('message', listener); }
-  onStatus(listener) { return this.#on('status', listener); }
+  onOpen(listener) { return this.on('open', listener); }
+  onMessage(listener) { return this.on('message', listener); }
+  onStatus(listener) { return this.on('status', listener); }
 
   start() {
     window.addEventListener('online', () => this.reconnectNow());
@@ -84,14 +86,6 @@ export class ReconnectingSocket extends EventTarget {
     this.#connect();
   }
 
-  #on(type, listener) {
-    const wrapped = (e) => listener(e.detail);
-    this.addEventListener(type, wrapped);
-    return () => this.removeEventListener(type, wrapped);
-  }
-
-  #emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
-
   #connect() {
     this.#retryTimer = null;
     this.#nextDelayMs = null;
@@ -116,7 +110,7 @@ export class ReconnectingSocket extends EventTarget {
     this.#everOpened = true;
     this.#pingUnansweredSince = null;
     this.#setState('connected');
-    this.#emit('open');
+    this.emit('open');
     this.#ping();
     this.#pingTimer = setInterval(() => this.#ping(), PING_INTERVAL_MS);
   }
@@ -135,7 +129,7 @@ export class ReconnectingSocket extends EventTarget {
       this.#rttMs = performance.now() - message.t;
       this.#emitStatus();
     }
-    this.#emit('message', message);
+    this.emit('message', message);
   }
 
   #onClose(socket) {
@@ -176,6 +170,6 @@ export class ReconnectingSocket extends EventTarget {
   }
 
   #emitStatus(retryInMs = null) {
-    this.#emit('status', { state: this.#state, rttMs: this.#rttMs, retryInMs });
+    this.emit('status', { state: this.#state, rttMs: this.#rttMs, retryInMs });
   }
 }

@@ -1,7 +1,7 @@
 // The connection to the classifier: one WebSocket (/ws, see docs/protocol.md) kept open by
 // socket.js, and a POST /api/classify fallback for browsers or networks without WebSockets.
 //
-// Events (this is an EventTarget; the on* helpers wrap addEventListener):
+// Events (a DetailEvents target, events.js; the on* helpers wrap on()):
 //   'message'     detail: every JSON message from the server, as parsed (extensions hook here)
 //   'prediction'  detail: a prediction newer than any shown; HTTP answers are normalised to
 //                 the same shape ({seq, empty, digit, confidence, probabilities, preview})
@@ -10,13 +10,14 @@
 //   'open'        a socket (re)opened: the server knows nothing of this page's drawing yet
 //   'servererror' detail: {code, message, seq?}
 
+import { DetailEvents } from './events.js';
 import { ReconnectingSocket } from './socket.js';
 import { SnapshotQueue } from './snapshot-queue.js';
 
 const HTTP_AFTER_FAILED_OPENS = 3;  // a socket that never opens: proxies that block upgrades
 const MAX_BUFFERED_BYTES = 256 * 1024;
 
-export class PredictionStream extends EventTarget {
+export class PredictionStream extends DetailEvents {
   #socket;
   #queue = new SnapshotQueue((frame, options) => this.#send(frame, options));
   #httpUrl;
@@ -45,11 +46,11 @@ export class PredictionStream extends EventTarget {
   /** True while a snapshot given to sendSnapshot is still being encoded or waiting. */
   get sending() { return this.#queue.busy; }
 
-  onMessage(listener) { return this.#on('message', listener); }
-  onPrediction(listener) { return this.#on('prediction', listener); }
-  onStatus(listener) { return this.#on('status', listener); }
-  onOpen(listener) { return this.#on('open', listener); }
-  onServerError(listener) { return this.#on('servererror', listener); }
+  onMessage(listener) { return this.on('message', listener); }
+  onPrediction(listener) { return this.on('prediction', listener); }
+  onStatus(listener) { return this.on('status', listener); }
+  onOpen(listener) { return this.on('open', listener); }
+  onServerError(listener) { return this.on('servererror', listener); }
 
   start() {
     if (typeof WebSocket !== 'function') {
@@ -93,27 +94,19 @@ export class PredictionStream extends EventTarget {
   /** Tells the server to drop a snapshot still waiting (the pad was cleared). */
   clear() { return this.sendControl({ type: 'clear' }); }
 
-  #on(type, listener) {
-    const wrapped = (e) => listener(e.detail);
-    this.addEventListener(type, wrapped);
-    return () => this.removeEventListener(type, wrapped);
-  }
-
-  #emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
-
   #onOpen() {
     // The server numbers snapshots per connection: start counting afresh.
     this.#sentSeq = 0;
     this.#shownSeq = 0;
     this.#minSeq = 0;
     this.#sentAt.clear();
-    this.#emit('open');
+    this.emit('open');
   }
 
   #onMessage(message) {
-    this.#emit('message', message);
+    this.emit('message', message);
     if (message.type === 'prediction') this.#onPrediction(message);
-    else if (message.type === 'error') this.#emit('servererror', message);
+    else if (message.type === 'error') this.emit('servererror', message);
   }
 
   #onPrediction(prediction) {
@@ -122,7 +115,7 @@ export class PredictionStream extends EventTarget {
     this.#shownSeq = seq;
     const sentAt = this.#sentAt.get(seq);
     for (const old of this.#sentAt.keys()) if (old <= seq) this.#sentAt.delete(old);
-    this.#emit('prediction', { ...prediction, latencyMs: sentAt === undefined ? null : performance.now() - sentAt });
+    this.emit('prediction', { ...prediction, latencyMs: sentAt === undefined ? null : performance.now() - sentAt });
   }
 
   #httpAllowed() {
@@ -152,7 +145,7 @@ export class PredictionStream extends EventTarget {
     // A socket opened meanwhile: the page resends over it, and its seq numbers rule.
     if (this.isOpen || request <= this.#shownSeq) return;
     if (!response.ok) {
-      this.#emit('servererror', { code: `http_${response.status}`, message: body?.error ?? response.statusText });
+      this.emit('servererror', { code: `http_${response.status}`, message: body?.error ?? response.statusText });
       return;
     }
     this.#shownSeq = request;
@@ -160,7 +153,7 @@ export class PredictionStream extends EventTarget {
     this.#fallback = true;
     this.#emitStatus();
     const digit = body.empty ? null : body.predicted_digit;
-    this.#emit('prediction', {
+    this.emit('prediction', {
       type: 'prediction', seq: request, empty: Boolean(body.empty), digit,
       confidence: digit === null ? 0 : body.probabilities[digit],
       probabilities: body.probabilities, preview: body.preview ?? null, latencyMs: this.#httpRttMs, via: 'http',
@@ -168,6 +161,6 @@ export class PredictionStream extends EventTarget {
   }
 
   #emitStatus() {
-    this.#emit('status', { state: this.state, rttMs: this.rttMs, retryInMs: null });
+    this.emit('status', { state: this.state, rttMs: this.rttMs, retryInMs: null });
   }
 }
