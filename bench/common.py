@@ -26,6 +26,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # 40 ms), with 0.5 s pauses between strokes.
 FRAME_INTERVAL_S = 0.05
 PAUSE_S = 0.5
+# Server flags for closed-loop clients: per-connection pacing lifted (bench/load.py says why).
+UNPACED = ["--max-snapshot-rate", "1000"]
 
 
 @dataclass

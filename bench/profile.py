@@ -1,5 +1,6 @@
-"""Where the server's CPU goes under load: py-spy samples a server while closed-loop clients
-replay the page's recorded frames, and the samples are summed per thread and per function.
+"""Where the server's CPU goes under load: py-spy samples a server (pace lifted, as for the
+capacity rows of bench/load.py) while closed-loop clients replay the page's recorded frames;
+the samples are summed by kind of work, and each thread's CPU time per answer is read from /proc.
 
     .venv/bin/python -m bench.profile [--clients 48] [--seconds 15] [--svg profile.svg]
 
@@ -14,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 import websockets
 
 from bench.clients import Tally, Window, ws_closed_loop
-from bench.common import Server, load_average, machine, page_strokes
+from bench.common import UNPACED, Server, load_average, machine, page_strokes
 
 # What names each kind of work in py-spy's collapsed stacks ("function (file:line)" frames),
 # looked for in this order: the first that a stack holds names it.
@@ -32,48 +34,54 @@ STAGES = {
     "grey frame decode": ("decode (server/greyframe.py",),
     "PNG decode": ("decode (server/png.py", "ImageFile.load", "_decoded_by_pillow", "_decode (server/preprocess.py"),
     "preview PNG": ("preview_png",),
-    "stroke repainting": ("_repainted",),
-    "20 px placement (resample)": ("_placed",),
-    "stroke width": ("_stroke_width",),
-    "ink finding (distance, crop)": ("_ink (server/preprocess.py", "_distance (server", "_validated (server"),
+    "model (LiteRT)": ("(server/predictor.py",),
     "rest of preprocessing": ("preprocess",),
-    "model (TensorFlow)": ("_run_batch (server/batching.py",),
-    "batch assembly and queue": ("_take_batch", "batching.py"),
+    "batch: assembly, probabilities, answers": ("_classify_batch", "batching.py", "classifier.py"),
     "JSON answers": ("prediction (server/protocol.py", "json/"),
-    "thread hand-offs (futures across threads)": (
-        "_call_set_state",
-        "_chain_future",
-        "call_soon_threadsafe",
-        "run_in_executor",
-        "concurrent/futures",
-    ),
-    "event loop, Python: WebSocket frames, tasks, sends": ("websockets", "uvicorn", "starlette", "asyncio"),
+    "thread hand-offs (futures across threads)": ("call_soon_threadsafe", "concurrent/futures"),
+    "event loop, Python: WebSocket frames, tasks, sends": ("websockets", "uvicorn", "starlette", "asyncio", "server/"),
 }
+# Compiled code has no Python frames: the recipe shows as the leaf frame that calls into it.
+COMPILED = (("preprocess_array (server/preprocess.py", "_distance (server/preprocess.py"), "recipe (compiled)")
 # uvloop runs the loop in C: its own work (sockets, callback dispatch) shows as this leaf frame.
 LOOP_IN_C = ("Runner.run (asyncio/runners.py", "event loop in C (uvloop: sockets, callbacks)")
+# py-spy starts each stack with the thread: "thread (TID): name" (a name only for Python threads)
+THREAD = re.compile(r"thread \((?:0x)?(\w+)\)(?:: (.*))?")
 
 
 def stage(stack: str) -> str:
-    if stack.rpartition(";")[2].startswith(LOOP_IN_C[0]):
+    leaf = stack.rpartition(";")[2]
+    if leaf.startswith(LOOP_IN_C[0]):
         return LOOP_IN_C[1]
+    if leaf.startswith(COMPILED[0]):
+        return COMPILED[1]
     for name, markers in STAGES.items():
         if any(marker in stack for marker in markers):
             return name
     return "other"
 
 
-def thread_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds so far of each thread of `pid`, summed by thread name: py-spy samples only
-    Python threads, and TensorFlow's own pool threads are where the model's work runs."""
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each thread of `pid`, by thread id: py-spy samples only what runs
+    Python, and says nothing of time spent waiting for the GIL, so /proc is the measure."""
     ticks = os.sysconf("SC_CLK_TCK")
-    by_name: dict[str, float] = collections.defaultdict(float)
+    by_thread: dict[int, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
             stat = (task / "stat").read_text()
-            name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
-            # digits vary per thread (preprocess_0, preprocess_1): one row per kind
-            by_name[name.rstrip("0123456789_")] += (int(fields[11]) + int(fields[12])) / ticks
-    return by_name
+            fields = stat[stat.rindex(")") + 2 :].split()
+            by_thread[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return by_thread
+
+
+def thread_names(collapsed: Path) -> dict[int, str]:
+    """Python thread names by thread id, from the roots of py-spy's stacks."""
+    names: dict[int, str] = {}
+    for line in collapsed.read_text().splitlines():
+        if (found := THREAD.match(line)) and found.group(2):
+            tid = found.group(1)
+            names[int(tid, 16) if not tid.isdigit() else int(tid)] = found.group(2).strip().rstrip("0123456789_")
+    return names
 
 
 def summarise(collapsed: Path) -> list[tuple[str, float]]:
@@ -106,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     py_spy = Path(sys.executable).parent / "py-spy"
     print(f"Machine: {machine()}; load average before: {load_average()}")
-    with Server() as server, tempfile.TemporaryDirectory() as folder:
+    with Server(args=UNPACED) as server, tempfile.TemporaryDirectory() as folder:
         collapsed = args.raw or Path(folder) / "profile.txt"
         record = [
             str(py_spy),
@@ -125,10 +133,14 @@ def main() -> None:
             spies.append(subprocess.Popen([*record, "-o", str(args.svg)], stdout=subprocess.DEVNULL))
         cpu_before = thread_cpu_s(server.pid)
         tally = asyncio.run(drive(server, args.clients, args.seconds))
-        cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in thread_cpu_s(server.pid).items()}
+        cpu_after = thread_cpu_s(server.pid)
         for spy in spies:
             spy.wait(60)
         rows = summarise(collapsed)
+        names = thread_names(collapsed)
+    cpu: dict[str, float] = collections.defaultdict(float)
+    for tid, seconds in cpu_after.items():
+        cpu[names.get(tid, "other threads")] += seconds - cpu_before.get(tid, 0.0)
     print(
         f"{args.clients} closed-loop clients: {tally.answered / args.seconds:.0f} predictions/s; "
         f"load average after: {load_average()}\n"

@@ -172,7 +172,7 @@ async def class_row(redis_url: str | None, args: argparse.Namespace) -> None:
 
 
 async def tile_cost(redis_url: str) -> None:
-    result = Classification(False, tuple(0.91 if d == 7 else 0.01 for d in range(10)), b"\x89PNG" + bytes(300))
+    result = Classification.of(tuple(0.91 if d == 7 else 0.01 for d in range(10)), b"\x89PNG" + bytes(300))
     print("\n| rooms | one update at a time: mean µs | p99 µs | 100 seats at once: updates/s | load average |")
     print("|---|---|---|---|---|")
     sizes = RoomLimits(max_students=100, idle_s=600, max_rooms=1000, grace_s=60, unclaimed_s=300, rooms_per_address=20)

@@ -1,11 +1,13 @@
-"""One batching inference queue: submit one image, await its probabilities.
+"""One batching queue: submit an item, await its result.
 
-The queue owns a worker thread, and that thread owns the model: it loads it, warms it
-up and runs every batch, so TensorFlow never runs on the event loop. The worker takes
-up to `max_batch_size` items, waiting at most `max_wait_s` after the first, and resolves
-each waiter on its own event loop. Batches go to the model as they are, unpadded: the traced
-model has a free batch dimension, so any size runs without retracing, and padding to
-power-of-two sizes measured 1.24× slower on a realistic mix of sizes (bench/model.py).
+The queue owns a worker thread, and that thread owns the batch handler: it loads it (the
+model, warmed up) and calls it on every batch, so neither decoding, preprocessing nor the
+model ever runs on the event loop. The worker takes up to `max_batch_size` items, waiting at
+most `max_wait_s` after the first, and resolves the waiters of a batch with one wake-up of
+each waiter's event loop.
+
+A handler maps a list of items to one outcome each, a result or the ClientError that item
+gets; if it raises, every item of the batch fails with BatchFailed and the worker lives on.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Generic, TypeVar
 
 from server.errors import ClientError
 from server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SHAPE = (28, 28)
-Predictor = Callable[[np.ndarray], np.ndarray]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+BatchHandler = Callable[[list[Item]], Sequence[Result | ClientError]]
 
 
 class Overloaded(ClientError):
@@ -36,7 +38,7 @@ class Overloaded(ClientError):
 
 
 class BatchFailed(ClientError):
-    """The model failed on the batch this item was in."""
+    """The handler failed on the batch this item was in."""
 
     code, message, http_status = "internal", "The model could not classify this snapshot.", 500
 
@@ -54,25 +56,27 @@ class QueueClosed(ClientError):
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    probabilities: np.ndarray  # (10,) float32, sums to 1
-    queue_ms: float
-    inference_ms: float
+class Batched(Generic[Result]):
+    result: Result
+    queue_ms: float  # from submit to the start of its batch
     batch_size: int
 
 
-@dataclass(eq=False)  # identity: deque.remove must not compare images (numpy == is elementwise)
-class _Item:
-    image: np.ndarray
-    future: asyncio.Future[BatchResult]
+@dataclass(eq=False)  # identity: deque.remove must not compare items
+class _Waiter(Generic[Item, Result]):
+    item: Item
+    future: asyncio.Future[Batched[Result]]
     loop: asyncio.AbstractEventLoop
     submitted_at: float
 
 
-class BatchingQueue:
+Outcome = tuple[_Waiter, Batched | BaseException]
+
+
+class BatchingQueue(Generic[Item, Result]):
     def __init__(
         self,
-        load_predictor: Callable[[], Predictor],
+        load_handler: Callable[[], BatchHandler[Item, Result]],
         *,
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
@@ -86,9 +90,9 @@ class BatchingQueue:
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
         self.deadline_s = deadline_s
-        self._load_predictor = load_predictor
+        self._load_handler = load_handler
         self._metrics = metrics or Metrics()
-        self._items: deque[_Item] = deque()
+        self._waiters: deque[_Waiter[Item, Result]] = deque()
         self._condition = threading.Condition()
         self._closed = False
         self._running_since: float | None = None  # when the running batch's oldest item was submitted
@@ -102,7 +106,7 @@ class BatchingQueue:
         self._thread.start()
 
     async def wait_ready(self) -> None:
-        """Wait until the model is loaded and warmed up; raise if that failed."""
+        """Wait until the handler is loaded and warmed up; raise if that failed."""
         await asyncio.to_thread(self._ready.wait)
         if self._startup_error is not None:
             raise RuntimeError("the model could not be loaded") from self._startup_error
@@ -113,12 +117,12 @@ class BatchingQueue:
 
     @property
     def depth(self) -> int:
-        return len(self._items)
+        return len(self._waiters)
 
     def oldest_age_s(self) -> float:
-        """How long the oldest item queued or being classified has waited; 0 when there is none."""
+        """How long the oldest item queued or being handled has waited; 0 when there is none."""
         with self._condition:
-            submitted = [self._items[0].submitted_at] if self._items else []
+            submitted = [self._waiters[0].submitted_at] if self._waiters else []
         if (running_since := self._running_since) is not None:
             submitted.append(running_since)
         return time.perf_counter() - min(submitted) if submitted else 0.0
@@ -128,28 +132,25 @@ class BatchingQueue:
         """An item has waited longer than the deadline: its waiter has given up on the model."""
         return self.deadline_s is not None and self.oldest_age_s() > self.deadline_s
 
-    async def submit(self, image: np.ndarray) -> BatchResult:
-        """Classify one (28, 28) float32 image in the next batch; ModelTimeout past the deadline."""
-        if image.shape != IMAGE_SHAPE:
-            raise ValueError(f"expected an image of shape {IMAGE_SHAPE}, got {image.shape}")
+    async def submit(self, item: Item) -> Batched[Result]:
+        """Handle `item` in the next batch; ModelTimeout past the deadline."""
         loop = asyncio.get_running_loop()
-        item = _Item(image, loop.create_future(), loop, time.perf_counter())
+        waiter: _Waiter[Item, Result] = _Waiter(item, loop.create_future(), loop, time.perf_counter())
         with self._condition:
             if self._closed:
                 raise QueueClosed()
-            if len(self._items) >= self.max_pending:
+            if len(self._waiters) >= self.max_pending:
                 raise Overloaded()
-            self._items.append(item)
-            self._metrics.queue_depth.set(len(self._items))
+            self._waiters.append(waiter)
             self._condition.notify()
         try:
             async with asyncio.timeout(self.deadline_s):
-                return await item.future
+                return await waiter.future
         except TimeoutError:
-            self._discard(item)
+            self._discard(waiter)
             raise ModelTimeout() from None
         except asyncio.CancelledError:
-            self._discard(item)
+            self._discard(waiter)
             raise
 
     def close(self, timeout: float = 10.0) -> None:
@@ -164,9 +165,7 @@ class BatchingQueue:
 
     def _run(self) -> None:
         try:
-            predict = self._load_predictor()
-            for size in sorted({1, self.max_batch_size}):
-                predict(np.zeros((size, *IMAGE_SHAPE, 1), np.float32))
+            handle = self._load_handler()
         except BaseException as error:  # reported by wait_ready and /healthz
             logger.exception("loading the model failed")
             self._startup_error = error
@@ -174,67 +173,64 @@ class BatchingQueue:
             return
         self._ready.set()
         while (batch := self._take_batch()) is not None:
-            self._run_batch(predict, batch)
+            self._running_since = batch[0].submitted_at
+            try:
+                self._handle(handle, batch)
+            finally:
+                self._running_since = None
 
-    def _take_batch(self) -> list[_Item] | None:
+    def _take_batch(self) -> list[_Waiter[Item, Result]] | None:
         with self._condition:
-            while not self._items:
+            while not self._waiters:
                 if self._closed:
                     return None
                 self._condition.wait()
-            batch = [self._items.popleft()]
+            batch = [self._waiters.popleft()]
             deadline = time.perf_counter() + self.max_wait_s
             while len(batch) < self.max_batch_size:
-                if self._items:
-                    batch.append(self._items.popleft())
+                if self._waiters:
+                    batch.append(self._waiters.popleft())
                     continue
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0 or self._closed:
                     break
                 self._condition.wait(remaining)
-            self._metrics.queue_depth.set(len(self._items))
+            self._metrics.queue_depth.set(len(self._waiters))
             return batch
 
-    def _run_batch(self, predict: Predictor, batch: list[_Item]) -> None:
-        self._running_since = batch[0].submitted_at
-        try:
-            self._predict_batch(predict, batch)
-        finally:
-            self._running_since = None
-
-    def _predict_batch(self, predict: Predictor, batch: list[_Item]) -> None:
+    def _handle(self, handle: BatchHandler[Item, Result], batch: list[_Waiter[Item, Result]]) -> None:
         started = time.perf_counter()
-        images = np.stack([item.image for item in batch])[..., np.newaxis]
+        self._metrics.batch_size.observe(len(batch))
         try:
-            probabilities = np.asarray(predict(images), dtype=np.float32)
+            results = handle([waiter.item for waiter in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"the handler answered {len(results)} of {len(batch)} items")
         except Exception:
             logger.exception("the model failed on a batch of %d", len(batch))
-            _settle([(item, BatchFailed()) for item in batch])
+            _settle([(waiter, BatchFailed()) for waiter in batch])
             return
-        inference_ms = (time.perf_counter() - started) * 1000
-        self._metrics.batch_size.observe(len(batch))
-        self._metrics.inference_time.observe(inference_ms / 1000)
-        outcomes: list[tuple[_Item, BatchResult | BaseException]] = []
-        for item, row in zip(batch, probabilities):
-            queue_ms = (started - item.submitted_at) * 1000
+        outcomes: list[Outcome] = []
+        for waiter, result in zip(batch, results):
+            queue_ms = (started - waiter.submitted_at) * 1000
             self._metrics.queue_wait.observe(queue_ms / 1000)
-            outcomes.append((item, BatchResult(row, queue_ms, inference_ms, len(batch))))
+            outcome = result if isinstance(result, ClientError) else Batched(result, queue_ms, len(batch))
+            outcomes.append((waiter, outcome))
         _settle(outcomes)
 
-    def _discard(self, item: _Item) -> None:
+    def _discard(self, waiter: _Waiter[Item, Result]) -> None:
         with self._condition:
             try:
-                self._items.remove(item)
+                self._waiters.remove(waiter)
             except ValueError:
                 pass  # already taken by the worker
 
 
-def _settle(outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
+def _settle(outcomes: list[Outcome]) -> None:
     """Resolve each waiter on its own loop: one wake-up per loop for the whole batch, not one
     per item (each wake-up is a write to the loop's self-pipe and a pass of the loop)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, BatchResult | BaseException]]] = {}
-    for item, outcome in outcomes:
-        by_loop.setdefault(item.loop, []).append((item, outcome))
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for waiter, outcome in outcomes:
+        by_loop.setdefault(waiter.loop, []).append((waiter, outcome))
     for loop, settled in by_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve, settled)
@@ -242,11 +238,11 @@ def _settle(outcomes: list[tuple[_Item, BatchResult | BaseException]]) -> None:
             pass  # the waiters' loop is closed; nobody is left to answer
 
 
-def _resolve(settled: list[tuple[_Item, BatchResult | BaseException]]) -> None:
-    for item, outcome in settled:
-        if item.future.done():
+def _resolve(settled: list[Outcome]) -> None:
+    for waiter, outcome in settled:
+        if waiter.future.done():
             continue  # the waiter was cancelled
         if isinstance(outcome, BaseException):
-            item.future.set_exception(outcome)
+            waiter.future.set_exception(outcome)
         else:
-            item.future.set_result(outcome)
+            waiter.future.set_result(outcome)

@@ -1,74 +1,140 @@
-"""Snapshot bytes in, a classification out: preprocessing on a thread pool, then the queue."""
+"""Snapshot bytes in, a classification out, in batches on the batching queue's worker thread.
+
+The worker decodes and prepares each snapshot of a batch (server/preprocess.py: the recipe
+holds no GIL), runs the model once on the batch's digits and writes their previews, so a
+snapshot crosses from the event loop to a thread and back once, and the loop does no
+numerical work at all.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import os
+import dataclasses
+import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from server.batching import BatchingQueue
+from server.batching import BatchHandler, BatchingQueue
+from server.errors import ClientError
 from server.metrics import Metrics
-from server.preprocess import MAX_PIXELS, Prepared, preprocess_bytes, preview_png
+from server.preprocess import MAX_PIXELS, preprocess_bytes, preview_png
 
+logger = logging.getLogger(__name__)
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # float32 (n, 28, 28, 1) → probabilities (n, 10)
+InputRecorder = Callable[[np.ndarray, int], object]  # (28×28 preview, digit)
 NO_PROBABILITIES = (0.0,) * 10
 
 
 @dataclass(frozen=True)
 class Classification:
-    empty: bool
-    probabilities: tuple[float, ...]
+    probabilities: tuple[float, ...]  # ten, rounded to six places; all 0 when empty
+    digit: int | None  # None when the snapshot holds no digit
+    confidence: float
     preview_png: bytes | None = None
     queue_ms: float = 0.0
     inference_ms: float = 0.0
 
     @property
-    def digit(self) -> int | None:
-        return None if self.empty else int(np.argmax(self.probabilities))
+    def empty(self) -> bool:
+        return self.digit is None
 
-    @property
-    def confidence(self) -> float:
-        return 0.0 if self.empty else max(self.probabilities)
+    @classmethod
+    def of(cls, probabilities: tuple[float, ...], preview_png: bytes | None = None) -> Classification:
+        digit = max(range(len(probabilities)), key=probabilities.__getitem__)
+        return cls(probabilities, digit, probabilities[digit], preview_png)
+
+
+EMPTY = Classification(NO_PROBABILITIES, None, 0.0)
 
 
 class Classifier:
-    """Decoding and preprocessing run on `workers` threads (Pillow and NumPy release the
-    GIL), never on the event loop and never serialised behind the model."""
-
-    def __init__(
-        self,
-        queue: BatchingQueue,
-        metrics: Metrics,
-        *,
-        max_pixels: int = MAX_PIXELS,
-        workers: int | None = None,
-        record_input: Callable[[np.ndarray, int], object] | None = None,
-    ) -> None:
+    def __init__(self, queue: BatchingQueue[bytes, Classification]) -> None:
         self.queue = queue
-        self._metrics = metrics
-        self._max_pixels = max_pixels
-        self._record_input = record_input
-        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="preprocess")
 
     async def classify(self, data: bytes) -> Classification:
-        """Raises BadImage, Overloaded, BatchFailed or QueueClosed."""
-        loop = asyncio.get_running_loop()
-        prepared, preview = await loop.run_in_executor(self._pool, self._prepare, data)
-        if prepared.image is None:
-            self._metrics.empty_snapshots.inc()
-            return Classification(empty=True, probabilities=NO_PROBABILITIES)
-        result = await self.queue.submit(prepared.image)
-        probabilities = tuple(round(float(p), 6) for p in result.probabilities)
-        if self._record_input is not None and prepared.preview is not None:
-            loop.run_in_executor(self._pool, self._record_input, prepared.preview, int(np.argmax(probabilities)))
-        return Classification(False, probabilities, preview, result.queue_ms, result.inference_ms)
+        """Raises BadImage, Overloaded, BatchFailed, ModelTimeout or QueueClosed."""
+        batched = await self.queue.submit(data)
+        if batched.result.empty:
+            return batched.result
+        return dataclasses.replace(batched.result, queue_ms=batched.queue_ms)
 
-    def _prepare(self, data: bytes) -> tuple[Prepared, bytes | None]:
-        prepared = preprocess_bytes(data, self._max_pixels)
-        return prepared, None if prepared.preview is None else preview_png(prepared.preview)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+def batch_classifier(
+    load_model: Callable[[], Predictor],
+    metrics: Metrics,
+    *,
+    max_batch_size: int,
+    max_pixels: int = MAX_PIXELS,
+    record_input: InputRecorder | None = None,
+) -> Callable[[], BatchHandler[bytes, Classification]]:
+    """What the queue's worker loads: the model, warmed up at every batch size it will see,
+    and the recipe compiled, wrapped in the function that classifies a batch of snapshots."""
+
+    def load() -> BatchHandler[bytes, Classification]:
+        predict = load_model()
+        for size in range(1, max_batch_size + 1):
+            predict(np.zeros((size, 28, 28, 1), np.float32))
+        preprocess_bytes(WARM_UP_SNAPSHOT)  # compiles the recipe, or loads it from numba's cache
+
+        def classify_batch(snapshots: list[bytes]) -> list[Classification | ClientError]:
+            return _classify_batch(predict, metrics, snapshots, max_pixels, record_input)
+
+        return classify_batch
+
+    return load
+
+
+def _classify_batch(
+    predict: Predictor,
+    metrics: Metrics,
+    snapshots: list[bytes],
+    max_pixels: int,
+    record_input: InputRecorder | None,
+) -> list[Classification | ClientError]:
+    outcomes: list[Classification | ClientError] = [EMPTY] * len(snapshots)
+    digits: list[int] = []  # the snapshots that hold one
+    previews: list[np.ndarray] = []
+    for index, snapshot in enumerate(snapshots):
+        try:
+            prepared = preprocess_bytes(snapshot, max_pixels)
+        except ClientError as failure:
+            outcomes[index] = failure
+            continue
+        except Exception:
+            # one snapshot that breaks the recipe must not fail its batch
+            logger.exception("preparing a snapshot failed")
+            outcomes[index] = ClientError()
+            continue
+        if prepared.preview is None:
+            metrics.empty_snapshots.inc()
+        else:
+            digits.append(index)
+            previews.append(prepared.preview)
+    if not digits:
+        return outcomes
+    started = time.perf_counter()
+    images = np.stack(previews)[..., np.newaxis].astype(np.float32) / np.float32(255)
+    probabilities = np.asarray(predict(images), np.float32)
+    inference_ms = (time.perf_counter() - started) * 1000
+    metrics.inference_time.observe(inference_ms / 1000)
+    for index, preview, row in zip(digits, previews, np.round(probabilities, 6).tolist()):
+        digit = max(range(10), key=row.__getitem__)
+        outcomes[index] = Classification(tuple(row), digit, row[digit], preview_png(preview), 0.0, inference_ms)
+        if record_input is not None:
+            record_input(preview, digit)
+    return outcomes
+
+
+def _warm_up_snapshot() -> bytes:
+    """A grey frame of a ring: enough ink for the whole recipe to run."""
+    from server import greyframe
+
+    rows, columns = np.indices((64, 64))
+    radius = np.hypot(rows - 32, columns - 32)
+    return greyframe.encode(np.where(np.abs(radius - 20) < 3, 255, 0).astype(np.uint8))
+
+
+WARM_UP_SNAPSHOT = _warm_up_snapshot()

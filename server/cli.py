@@ -1,4 +1,4 @@
-"""`digitstream [serve|train] …` and `python -m server …`.
+"""`digitstream [serve|train|export] …` and `python -m server …`.
 
 Every flag falls back to a `DIGITSTREAM_*` environment variable, then to a default; both come
 from the settings dataclass (server/config.py).
@@ -25,13 +25,18 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         prog="digitstream",
         description="Real-time handwritten-digit classifier that predicts while you draw.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,train}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,train,export}")
     serve_parser = commands.add_parser("serve", help="serve the page, /ws and the API (default)")
-    train_parser = commands.add_parser("train", help="train the model and write a report")
+    train_parser = commands.add_parser("train", help="train the model, export it and write reports")
+    export_parser = commands.add_parser("export", help="write the served model from a trained one, and a report")
     if command == "train":
         from server.train import add_train_arguments
 
         add_train_arguments(train_parser)
+    elif command == "export":
+        from server.export import add_export_arguments
+
+        add_export_arguments(export_parser)
     else:
         add_options(serve_parser, Settings)
     return parser
@@ -99,11 +104,15 @@ def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> int
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("serve", "train", "-h", "--help"):
+    if not argv or argv[0] not in ("serve", "train", "export", "-h", "--help"):
         argv.insert(0, "serve")
     args = build_parser(argv[0]).parse_args(argv)
     if args.command == "train":
         from server.train import run_training
 
         return run_training(args)
+    if args.command == "export":
+        from server.export import run_export
+
+        return run_export(args)
     return serve(from_args(Settings, args))

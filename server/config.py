@@ -125,12 +125,13 @@ def from_args(cls: type[T], args: argparse.Namespace) -> T:
 class Settings:
     host: str = option("127.0.0.1", "interface to listen on")
     port: int = option(8000, "TCP port")
-    model: Path | None = option(None, "Keras model file; unset: the bundled one", metavar="FILE")
+    model: Path | None = option(
+        None, "LiteRT model file, as `digitstream export` writes it; unset: the bundled one", metavar="FILE"
+    )
     model_threads: int = option(
         1,
-        "threads TensorFlow may use for the model (0: one per core); preprocessing has the other cores, "
-        "and one thread costs about half the CPU per image of TensorFlow's default pools at small batches",
-        parse=int,
+        "threads the model runs on; the event loop has the other cores, and one thread costs the least CPU per image",
+        parse=positive_int,
     )
     max_batch_size: int = option(32, "most snapshots the model sees in one batch", parse=positive_int)
     max_batch_wait_ms: float = option(2.0, "how long a batch waits for more snapshots after its first")

