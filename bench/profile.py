@@ -46,7 +46,7 @@ COMPILED = (("preprocess_array (server/preprocess.py", "_distance (server/prepro
 # uvloop runs the loop in C: its own work (sockets, callback dispatch) shows as this leaf frame.
 LOOP_IN_C = ("Runner.run (asyncio/runners.py", "event loop in C (uvloop: sockets, callbacks)")
 # py-spy starts each stack with the thread: "thread (TID): name" (a name only for Python threads)
-THREAD = re.compile(r"thread \((?:0x)?(\w+)\)(?:: (.*))?")
+THREAD = re.compile(r"thread \((?:0x)?(\w+)\)(?:: ([^;]*))?")
 
 
 def stage(stack: str) -> str:

@@ -138,7 +138,7 @@ def readme_table(load: dict, outputs: dict[str, str], classroom_p99s: list[float
     header = next(i for i, line in enumerate(model_lines) if line.startswith("| padded to buckets"))
     padded = model_lines[header + 2].strip("|").split("|")
     rows.append(
-        f"| model, batch sizes 1–32 padded to buckets / unpadded (`model.py`) | "
+        f"| served model, batch sizes 1–32 padded to buckets / unpadded (`model.py`) | "
         f"{padded[0].strip()} / {padded[1].strip()} images/s |"
     )
     hostile = next(line for line in outputs["hostile"].splitlines() if line.startswith("- the costliest refusal"))

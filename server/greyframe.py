@@ -4,15 +4,16 @@ A frame is the 4 bytes `DSG1`, the width and the height as big-endian 16-bit num
 the pixels row by row, one byte each (0 background, 255 ink), compressed with zlib (what a
 browser's `CompressionStream("deflate")` writes). The page's snapshots are grey already, so
 this carries a quarter of an RGBA PNG's bytes, and decoding is one bounded inflate: no
-chunks, filters or channels to undo.
+chunks, filters or channels to undo. zlib-ng inflates a page frame in a third of the time
+Python's own zlib takes, and writes the same format.
 """
 
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
+from zlib_ng import zlib_ng
 
 MAGIC = b"DSG1"
 _HEADER = struct.Struct(">4sHH")
@@ -40,10 +41,10 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
         raise FrameRefused("bad_image", "The grey frame has no pixels.")
     if width * height > max_pixels:
         raise FrameRefused("too_large", "The snapshot has too many pixels.")
-    inflater = zlib.decompressobj()
+    inflater = zlib_ng.decompressobj()
     try:
         pixels = inflater.decompress(data[_HEADER.size :], width * height + 1)
-    except zlib.error:
+    except zlib_ng.error:  # type: ignore[misc]  # the stub declares `error` an instance
         raise FrameRefused("bad_image", "The grey frame's pixels are not zlib data.") from None
     if len(pixels) != width * height or not inflater.eof:
         raise FrameRefused("bad_image", "The grey frame's pixels do not match its size.")
@@ -53,4 +54,4 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
 def encode(pixels: np.ndarray) -> bytes:
     """A uint8 (height, width) image as a grey frame, as the page writes one."""
     height, width = pixels.shape
-    return _HEADER.pack(MAGIC, width, height) + zlib.compress(np.ascontiguousarray(pixels, np.uint8).tobytes())
+    return _HEADER.pack(MAGIC, width, height) + zlib_ng.compress(np.ascontiguousarray(pixels, np.uint8).tobytes())

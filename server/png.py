@@ -16,10 +16,10 @@ any other PNG goes to Pillow, rebuilt from the kept chunks only.
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from zlib_ng import zlib_ng
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A canvas PNG has an IHDR, a few IDATs and an IEND; 1 MiB of 8 KiB IDATs is 128 chunks.
@@ -136,7 +136,7 @@ def _inflated_if_none_or_up(data: bytes, stride: int, size: int) -> bytes | None
     """The `size` bytes of filtered rows, or None as soon as a row has another filter: Pillow
     decodes those, and little was inflated for nothing. Inflates at most one byte more than
     `size`, so a zlib bomb stops there."""
-    inflater, pieces, done = zlib.decompressobj(), [], 0
+    inflater, pieces, done = zlib_ng.decompressobj(), [], 0
     try:
         while done < size:
             piece = inflater.decompress(data, min(size - done, ROWS_PER_STEP * stride))
@@ -150,7 +150,7 @@ def _inflated_if_none_or_up(data: bytes, stride: int, size: int) -> bytes | None
             done += len(piece)
         if inflater.decompress(data, 1):
             raise PngRefused(*UNREADABLE)  # more pixels than the header declares
-    except zlib.error:
+    except zlib_ng.error:  # type: ignore[misc]  # the stub declares `error` an instance
         raise PngRefused(*UNREADABLE) from None
     return b"".join(pieces)
 
@@ -198,9 +198,8 @@ def encode_grey(pixels: np.ndarray) -> bytes:
     rows = np.zeros((height, width + 1), np.uint8)  # each row: filter byte 0 (None), then pixels
     rows[:, 1:] = pixels
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b"")
-    )
+    pixels_chunk = _chunk(b"IDAT", zlib_ng.compress(rows.tobytes(), 1))
+    return SIGNATURE + _chunk(b"IHDR", header) + pixels_chunk + _chunk(b"IEND", b"")
 
 
 def _header(body: bytes, max_pixels: int) -> tuple[int, int, int, int, bool]:
@@ -219,4 +218,4 @@ def _header(body: bytes, max_pixels: int) -> tuple[int, int, int, int, bool]:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib_ng.crc32(kind + data))
