@@ -168,7 +168,7 @@ def main() -> None:
     )
     readme = (
         f"Measured by `make bench`, {heading}\n\n{readme_table(load, outputs, classroom_p99s)}\n\n"
-        f"Several processes (`scaleout.py`, median (min–max) of three runs; one worker process or two "
+        f"Several processes (`scaleout.py`, median (min–max) of three runs, pace lifted; one worker process or two "
         f"sharing the port and a Redis, the load generator on the same two cores):\n{scaleout_summary}"
     )
     replace_between_markers(REPO / "README.md", readme)

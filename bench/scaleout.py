@@ -4,7 +4,8 @@ Starts its own redis-server and servers on free 127.0.0.1 ports (the only addres
 to). Rows:
 
 - capacity (48 closed-loop clients) and 40 open-loop drawers (20 Hz strokes, as bench/load.py),
-  against one process, then `--workers 2` with `--redis-url` on one port;
+  against one process, then `--workers 2` with `--redis-url` on one port; the per-connection
+  pace is lifted, as for bench/load.py's closed-loop rows (20 Hz drawers never reach it);
 - 120 students in one room and one dashboard: in one process with rooms in memory, then spread
   over two processes (each its own port, sharing Redis), the dashboard on the first;
 - what Redis adds to one tile update: `Seat.update` in memory against in Redis, one at a time
@@ -31,6 +32,7 @@ from bench.classroom import Tally as StudentTally
 from bench.classroom import student as classroom_student
 from bench.clients import Tally, Window, ws_closed_loop, ws_open_loop
 from bench.common import (
+    UNPACED,
     ProcessSample,
     Server,
     cpu_percent,
@@ -125,7 +127,7 @@ async def process_rows(redis_url: str, args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for workers in (1, 2):
         extra = ["--workers", "2", "--redis-url", redis_url] if workers == 2 else []
-        server = Server(args=extra, env={"DIGITSTREAM_LOG_LEVEL": "info"})
+        server = Server(args=[*UNPACED, *extra], env={"DIGITSTREAM_LOG_LEVEL": "info"})
         await asyncio.to_thread(server.start)
         try:
             await asyncio.to_thread(wait_for_workers, server, workers)

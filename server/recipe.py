@@ -46,6 +46,8 @@ WORK_FIELD = (BOX + 20) * WORK_SCALE
 LARGEST_EXTENT = 160
 
 Box = tuple[int, int, int]  # top, left, longest side
+# The smallest positive float32: ink at or above it is any ink at all.
+ANY_INK = np.float32(1e-45)
 
 
 @njit(cache=True, nogil=True)
@@ -130,20 +132,31 @@ def _ink(distance: np.ndarray) -> np.ndarray:
 def _ink_box(ink: np.ndarray, level: float | np.floating) -> Box:
     """Top, left and longest side of the box around the ink at `level` or above; a side of 0
     when there is none."""
+    top, left, bottom, right = _bounds(ink, level)
+    return top, left, max(bottom - top, right - left)
+
+
+@njit(cache=True, nogil=True)
+def _bounds(ink: np.ndarray, level: float | np.floating) -> tuple[int, int, int, int]:
+    """Top, left, bottom and right (exclusive) of the ink at `level` or above; all 0 when there
+    is none. Rows are counted and columns marked without branches, so both vectorise."""
     height, width = ink.shape
-    top, bottom, left, right = height, -1, width, -1
+    inked_columns = np.zeros(width, np.uint8)
+    top, bottom = height, -1
     for y in range(height):
         row = ink[y]
-        first, last = width, -1
+        count = 0
         for x in range(width):
-            if row[x] >= level:
-                first, last = min(first, x), x
-        if last >= 0:
+            hit = row[x] >= level
+            count += hit
+            inked_columns[x] |= hit
+        if count:
             top, bottom = min(top, y), y
-            left, right = min(left, first), max(right, last)
     if bottom < 0:
-        return 0, 0, 0
-    return top, left, max(bottom - top, right - left) + 1
+        return 0, 0, 0, 0
+    left = int(np.argmax(inked_columns))
+    right = width - int(np.argmax(inked_columns[::-1]))
+    return top, left, bottom + 1, right
 
 
 @njit(cache=True, nogil=True)
@@ -213,12 +226,25 @@ def _stroke_width(ink: np.ndarray) -> float:
 
 @njit(cache=True, nogil=True)
 def _repainted(ink: np.ndarray, corner: tuple[int, int], scale: float, widen: float) -> np.ndarray:
-    """The digit at WORK_SCALE × MNIST's size, its strokes `widen` MNIST pixels wider."""
+    """The digit at WORK_SCALE × MNIST's size, its strokes `widen` MNIST pixels wider.
+
+    Only the box around the ink, grown by the pen's reach and one pixel of background, can
+    change: the box alone is repainted. (A pen that thins strokes is one that thickens the
+    background, and the background pixel at the box's edge stands for all beyond it.)
+    """
     work = _normalised(_placed(ink, corner, scale * WORK_SCALE, np.empty((WORK_FIELD, WORK_FIELD), np.float32)))
     steps = round(abs(widen) * WORK_SCALE / 2)  # each step adds a pixel on both sides
-    if widen > 0:
-        return _dilated(work, steps)
-    return _inverted(_dilated(_inverted(work), steps))
+    top, left, bottom, right = _bounds(work, ANY_INK)
+    reach = steps + 1
+    y0, x0 = max(top - reach, 0), max(left - reach, 0)
+    y1, x1 = min(bottom + reach, WORK_FIELD), min(right + reach, WORK_FIELD)
+    box = np.ascontiguousarray(work[y0:y1, x0:x1])
+    repainted = _dilated(box, steps) if widen > 0 else _inverted(_dilated(_inverted(box), steps))
+    for y in range(y1 - y0):
+        source, out = repainted[y], work[y0 + y, x0:x1]
+        for x in range(source.size):
+            out[x] = source[x]
+    return work
 
 
 @njit(cache=True, nogil=True)

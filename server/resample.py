@@ -49,10 +49,13 @@ def resized(image: np.ndarray, size: int, box: Box, lanczos: bool, inked: tuple[
         )
     across = _coefficients(image.shape[1], box[0], box[2], size, lanczos)
     down = _coefficients(image.shape[0], box[1], box[3], size, lanczos)
+    top, bottom = min(max(inked[0], 0), image.shape[0]), min(max(inked[2], 0), image.shape[0])
+    left, right = min(max(inked[1], 0), image.shape[1]), min(max(inked[3], 0), image.shape[1])
     # Both passes run down a transposed image, where neighbouring outputs' sums are
-    # independent and vectorise; each output's own sum keeps Pillow's order.
-    columns = _pass(np.ascontiguousarray(image.T), across, (inked[1], inked[3]), (inked[0], inked[2]))
-    return _pass(np.ascontiguousarray(columns.T), down, (inked[0], inked[2]), (0, size))
+    # independent and vectorise; each output's own sum keeps Pillow's order. Only the inked
+    # part is transposed: the rest adds nothing.
+    columns = _pass(np.ascontiguousarray(image[top : max(bottom, top), left : max(right, left)].T), left, across)
+    return _pass(np.ascontiguousarray(columns.T), top, down)
 
 
 @njit(cache=True, nogil=True)
@@ -150,24 +153,23 @@ def _bicubic(x: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _pass(image: np.ndarray, rows: Rows, inked_rows: tuple[int, int], inked_columns: tuple[int, int]) -> np.ndarray:
-    """out[o] = Σ weights[o, t] · image[first[o] + t], summed in float64, stored as float32.
-    Outputs fed only by rows outside `inked_rows`, and columns outside `inked_columns`, are 0."""
+def _pass(image: np.ndarray, offset: int, rows: Rows) -> np.ndarray:
+    """out[o] = Σ weights[o, t] · input row first[o] + t, where `image` holds the input rows from
+    `offset` on and every other row is 0: summed in float64, stored as float32."""
     firsts, counts, weights = rows
     out = np.zeros((firsts.size, image.shape[1]), np.float32)
-    start = min(max(inked_columns[0], 0), image.shape[1])
-    stop = min(max(inked_columns[1], start), image.shape[1])
-    total = np.empty(stop - start, np.float64)
+    total = np.empty(image.shape[1], np.float64)
     for o in range(firsts.size):
-        first, count = firsts[o], counts[o]
-        if first >= inked_rows[1] or first + count <= inked_rows[0]:
+        start = max(firsts[o], offset)
+        stop = min(firsts[o] + counts[o], offset + image.shape[0])
+        if start >= stop:
             continue
         total[:] = 0.0
-        for tap in range(count):
-            weight, source = weights[o, tap], image[first + tap, start:stop]
+        for row in range(start, stop):
+            weight, source = weights[o, row - firsts[o]], image[row - offset]
             for x in range(total.size):
                 total[x] += source[x] * weight
-        row = out[o, start:stop]
+        line = out[o]
         for x in range(total.size):
-            row[x] = total[x]
+            line[x] = total[x]
     return out
