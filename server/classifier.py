@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from server import greyframe
 from server.batching import BatchHandler, BatchingQueue
 from server.errors import ClientError
 from server.metrics import Metrics
@@ -74,6 +75,7 @@ def batch_classifier(
     and the recipe compiled, wrapped in the function that classifies a batch of snapshots."""
 
     def load() -> BatchHandler[bytes, Classification]:
+        logger.info("warming up the model and the preprocessing recipe (a first start compiles it: up to a minute)")
         predict = load_model()
         for size in range(1, max_batch_size + 1):
             predict(np.zeros((size, 28, 28, 1), np.float32))
@@ -130,8 +132,6 @@ def _classify_batch(
 
 def _warm_up_snapshot() -> bytes:
     """A grey frame of a ring: enough ink for the whole recipe to run."""
-    from server import greyframe
-
     rows, columns = np.indices((64, 64))
     radius = np.hypot(rows - 32, columns - 32)
     return greyframe.encode(np.where(np.abs(radius - 20) < 3, 255, 0).astype(np.uint8))

@@ -93,8 +93,8 @@ def serve(settings: Settings, sockets: list[socket.socket] | None = None) -> int
         return serve_workers(settings)
     from server.app import create_app
 
-    # Preprocessing threads hold the GIL in short bursts; at the default 5 ms interval the event
-    # loop could wait that long to send an answer that was ready.
+    # The batching queue's worker holds the GIL in short bursts between its compiled calls; at
+    # the default 5 ms interval the event loop could wait that long to send an answer that was ready.
     sys.setswitchinterval(0.001)
     app = create_app(settings)
     server = DrainingServer(uvicorn_config(app, settings), app.state.service)
