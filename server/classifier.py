@@ -25,7 +25,7 @@ from server.preprocess import MAX_PIXELS, preprocess_bytes, preview_png
 logger = logging.getLogger(__name__)
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # float32 (n, 28, 28, 1) → probabilities (n, 10)
-InputRecorder = Callable[[np.ndarray, int], object]  # (28×28 preview, digit)
+RecordInput = Callable[[np.ndarray, int], object]  # (28×28 preview, digit): --save-inputs
 NO_PROBABILITIES = (0.0,) * 10
 
 
@@ -43,9 +43,12 @@ class Classification:
         return self.digit is None
 
     @classmethod
-    def of(cls, probabilities: tuple[float, ...], preview_png: bytes | None = None) -> Classification:
+    def of(
+        cls, probabilities: tuple[float, ...], preview_png: bytes | None = None, inference_ms: float = 0.0
+    ) -> Classification:
+        """The answer for a digit: the likeliest one, first among equals."""
         digit = max(range(len(probabilities)), key=probabilities.__getitem__)
-        return cls(probabilities, digit, probabilities[digit], preview_png)
+        return cls(probabilities, digit, probabilities[digit], preview_png, inference_ms=inference_ms)
 
 
 EMPTY = Classification(NO_PROBABILITIES, None, 0.0)
@@ -69,7 +72,7 @@ def batch_classifier(
     *,
     max_batch_size: int,
     max_pixels: int = MAX_PIXELS,
-    record_input: InputRecorder | None = None,
+    record_input: RecordInput | None = None,
 ) -> Callable[[], BatchHandler[bytes, Classification]]:
     """What the queue's worker loads: the model, warmed up at every batch size it will see,
     and the recipe compiled, wrapped in the function that classifies a batch of snapshots."""
@@ -94,7 +97,7 @@ def _classify_batch(
     metrics: Metrics,
     snapshots: list[bytes],
     max_pixels: int,
-    record_input: InputRecorder | None,
+    record_input: RecordInput | None,
 ) -> list[Classification | ClientError]:
     outcomes: list[Classification | ClientError] = [EMPTY] * len(snapshots)
     digits: list[int] = []  # the snapshots that hold one
@@ -123,10 +126,10 @@ def _classify_batch(
     inference_ms = (time.perf_counter() - started) * 1000
     metrics.inference_time.observe(inference_ms / 1000)
     for index, preview, row in zip(digits, previews, np.round(probabilities, 6).tolist()):
-        digit = max(range(10), key=row.__getitem__)
-        outcomes[index] = Classification(tuple(row), digit, row[digit], preview_png(preview), 0.0, inference_ms)
-        if record_input is not None:
-            record_input(preview, digit)
+        result = Classification.of(tuple(row), preview_png(preview), inference_ms)
+        outcomes[index] = result
+        if record_input is not None and result.digit is not None:
+            record_input(preview, result.digit)
     return outcomes
 
 

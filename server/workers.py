@@ -19,7 +19,7 @@ from server.service import SHUTDOWN_TIMEOUT_S
 logger = logging.getLogger(__name__)
 
 RESTART_CHECK_S = 0.5
-# Spawned, never forked: TensorFlow's threads do not survive a fork.
+# Spawned, never forked: native libraries with state of their own (LiteRT, numba's LLVM) are not fork-safe.
 CONTEXT = multiprocessing.get_context("spawn")
 
 

@@ -2,8 +2,8 @@
 one process, students on the others. Then a process is killed mid-class and its students come
 back through another, and Redis itself goes away and returns.
 
-The processes are shared by the whole module (each loads TensorFlow), so the test that kills
-one and the test that stops Redis come last, in that order.
+The processes are shared by the whole module (each loads the model and the compiled recipe),
+so the test that kills one and the test that stops Redis come last, in that order.
 """
 
 from __future__ import annotations
