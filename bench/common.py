@@ -152,6 +152,26 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+@dataclass(frozen=True)
+class HostCpu:
+    """The machine's CPU ticks so far (/proc/stat). On a virtual machine `steal` is time its
+    cores were runnable but the host ran something else: every process here, server and load
+    generator alike, was slower by that much, and the load average does not show it."""
+
+    steal: int
+    total: int
+
+    @classmethod
+    def read(cls) -> HostCpu:
+        ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return cls(ticks[7] if len(ticks) > 7 else 0, sum(ticks))
+
+
+def stolen_percent(before: HostCpu, after: HostCpu) -> float:
+    """Share of the machine's CPU time the host took between two readings."""
+    return 100 * (after.steal - before.steal) / max(after.total - before.total, 1)
+
+
 def machine() -> str:
     model = next(
         (

@@ -52,6 +52,8 @@ from bench.clients import (
 )
 from bench.common import (
     UNPACED,
+    HostCpu,
+    ProcessSample,
     Server,
     ServerCounters,
     cpu_percent,
@@ -61,6 +63,7 @@ from bench.common import (
     page_strokes,
     percentile,
     sample_process,
+    stolen_percent,
 )
 from bench.record_page import PNG_FIXTURE
 
@@ -85,6 +88,7 @@ class Run:
     coalesced_pct: float
     failures: int  # error answers plus stroke ends never answered
     cpu_pct: float
+    steal_pct: float  # of the machine's CPU time, taken by the host
     cpu_ms_per_answer: float
     rss_mib: float
 
@@ -126,6 +130,7 @@ class Row:
             sum(run.failures for run in self.runs),
             self.median("cpu_pct"),
             figure("cpu_ms_per_answer"),
+            self.median("steal_pct"),
             self.load_before,
         ]
 
@@ -154,6 +159,7 @@ HEADERS = [
     "errors + lost ends",
     "server CPU %",
     "server CPU ms / answer (spread)",
+    "host steal %",
     "load avg before",
 ]
 RUNS = 3
@@ -183,7 +189,7 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
                 jobs.append(open_loop(client, drawing, window, tally))
         readings = asyncio.create_task(read_server(server, window, http))
         await asyncio.gather(*jobs)
-        counters, before, after = await readings
+        counters, (before, host_before), (after, host_after) = await readings
     if flooder is not None:
         FLOOD_RATES.append(await flooder)
     answered = tally.answered if http else counters.answered
@@ -198,6 +204,7 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
         coalesced_pct=float("nan") if http or flooder else 100 * counters.coalesced / max(tally.sent, 1),
         failures=tally.errors + tally.stroke_ends_unanswered,
         cpu_pct=cpu_percent(before, after),
+        steal_pct=stolen_percent(host_before, host_after),
         cpu_ms_per_answer=1000 * (after.cpu_s - before.cpu_s) / max(answered, 1),
         rss_mib=after.rss_mib,
     )
@@ -214,9 +221,9 @@ async def run_row(server: Server, label: str, scenario: Scenario, args: argparse
 async def read_server(server: Server, window: Window, http: bool):
     """Server counters and /proc readings at the window's edges (the baseline has no /metrics)."""
 
-    async def read() -> tuple[ServerCounters, object]:
+    async def read() -> tuple[ServerCounters, tuple[ProcessSample, HostCpu]]:
         counters = ServerCounters(0, 0, 0, 0) if http else await asyncio.to_thread(ServerCounters.read, server.base_url)
-        return counters, sample_process(server.pid)
+        return counters, (sample_process(server.pid), HostCpu.read())
 
     await sleep_until(window.start)
     counters_before, before = await read()

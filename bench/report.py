@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import load_average, machine
+from bench.common import HostCpu, load_average, machine, stolen_percent
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short rows, to check the pipeline")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    started, load_before = datetime.datetime.now(datetime.UTC), load_average()
+    started, load_before, host_before = datetime.datetime.now(datetime.UTC), load_average(), HostCpu.read()
     outputs = {
         "model": run("model", *(["--seconds", "0.5"] if args.quick else [])),
         "preprocess": run("preprocess", *(["--repeats", "1"] if args.quick else [])),
@@ -164,7 +164,8 @@ def main() -> None:
     load = json.loads((RESULTS / "load.json").read_text())
     heading = (
         f"{started:%Y-%m-%d %H:%M} UTC on {machine()}; load average before: {load_before}, "
-        f"after: {load_average()}{' (quick run)' if args.quick else ''}."
+        f"after: {load_average()}; CPU time taken by the host (steal): "
+        f"{stolen_percent(host_before, HostCpu.read()):.1f}%{' (quick run)' if args.quick else ''}."
     )
     readme = (
         f"Measured by `make bench`, {heading}\n\n{readme_table(load, outputs, classroom_p99s)}\n\n"
