@@ -38,6 +38,7 @@ class Dashboard:
         self.room = room
         self.join_url = join_url
         self._close_code = Close.NORMAL
+        self._shown: set[str] = set()  # the students whose tiles the page holds
 
     async def serve(self) -> None:
         # Tracked like a student's connection, so a shutdown closes it with 1001 at once.
@@ -45,7 +46,9 @@ class Dashboard:
         watch: Watch | None = None
         try:
             watch = await self.room.watch()
-            await self.socket.send_json(messages.snapshot(await self.room.view(), self.join_url))
+            view = await self.room.view()
+            await self.socket.send_json(messages.snapshot(view, self.join_url))
+            self._shown = {tile.id for tile in view.tiles}
             await run_until_first_ends("dashboard", self._push(watch), self._receive())
         except CLIENT_GONE:
             pass  # the teacher left before the snapshot went out
@@ -66,7 +69,9 @@ class Dashboard:
                     await self.socket.send_json(messages.closed(watch.closed))
                     return
                 changed, removed = watch.take()
-                await self.socket.send_json(messages.delta(await self.room.view(), changed, removed))
+                view = await self.room.view()
+                await self.socket.send_json(messages.delta(view, changed, removed, self._shown))
+                self._shown = {tile.id for tile in view.tiles}
                 await asyncio.sleep(TICK_S)
         except (RoomGone, ClassroomUnavailable) as ended:
             await self._ended(ended)

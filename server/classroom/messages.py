@@ -35,12 +35,20 @@ def snapshot(view: View, join_url: str) -> Message:
     }
 
 
-def delta(view: View, changed: set[str], removed: set[str]) -> Message:
-    tiles = [view.tile(student) for student in sorted(changed)]
+def delta(view: View, changed: set[str], removed: set[str], shown: set[str]) -> Message:
+    """The tiles changed and removed since the previous message, to a page that holds `shown`.
+
+    Room events and the room's stored state reach a process by different paths (with Redis,
+    pub/sub and reads), so the view may already hold a student whose event is still on its way,
+    or no longer hold one an event names. Every tile the page lacks goes out and every tile the
+    view lacks is removed, so after each message the page holds exactly the view's tiles and
+    the counts describe them."""
+    present = {t.id for t in view.tiles}
+    sent = [view.tile(student) for student in sorted((changed & present) | (present - shown))]
     return {
         "type": "tiles",
-        "changed": [tile(t) for t in tiles if t is not None],
-        "removed": sorted(removed),
+        "changed": [tile(t) for t in sent if t is not None],
+        "removed": sorted((removed | shown) - present),
         **counts(view),
     }
 
