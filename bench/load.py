@@ -301,6 +301,7 @@ def summary(rows: list[Row], model_rates: dict[str, float]) -> list[str]:
             f"- server CPU per answered snapshot, 48 closed-loop clients: "
             f"{batched.median('cpu_ms_per_answer'):.2f} ms (target ≤ 0.6 ms)"
         )
+        lines.append(f"- server memory (resident) after 48 closed-loop clients: {batched.median('rss_mib'):.0f} MiB")
     if png := find("streaming, batch ≤", "closed", 48, "png"):
         lines.append(
             f"- the same with the PNG frames of browsers without CompressionStream: "
