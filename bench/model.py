@@ -13,8 +13,10 @@ it is running, so compare them only within one run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -72,7 +74,8 @@ def float32_export(model: keras.Model, folder: Path) -> LiteRTPredictor:
     import tensorflow as tf
 
     path = folder / "float32.tflite"
-    with warnings.catch_warnings():
+    # The converter prints its SavedModel's signature; stdout is the benchmark's table.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         warnings.simplefilter("ignore")
         path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(logits_of(model)).convert())
     return LiteRTPredictor(path)
