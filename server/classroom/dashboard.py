@@ -48,7 +48,7 @@ class Dashboard:
             watch = await self.room.watch()
             view = await self.room.view()
             await self.socket.send_json(messages.snapshot(view, self.join_url))
-            self._shown = {tile.id for tile in view.tiles}
+            self._shown = view.ids
             await run_until_first_ends("dashboard", self._push(watch), self._receive())
         except CLIENT_GONE:
             pass  # the teacher left before the snapshot went out
@@ -71,7 +71,7 @@ class Dashboard:
                 changed, removed = watch.take()
                 view = await self.room.view()
                 await self.socket.send_json(messages.delta(view, changed, removed, self._shown))
-                self._shown = {tile.id for tile in view.tiles}
+                self._shown = view.ids
                 await asyncio.sleep(TICK_S)
         except (RoomGone, ClassroomUnavailable) as ended:
             await self._ended(ended)

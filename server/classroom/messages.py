@@ -43,12 +43,12 @@ def delta(view: View, changed: set[str], removed: set[str], shown: set[str]) -> 
     or no longer hold one an event names. Every tile the page lacks goes out and every tile the
     view lacks is removed, so after each message the page holds exactly the view's tiles and
     the counts describe them."""
-    present = {t.id for t in view.tiles}
-    sent = [view.tile(student) for student in sorted((changed & present) | (present - shown))]
+    present = {t.id: t for t in view.tiles}
+    sent = (changed & present.keys()) | (present.keys() - shown)
     return {
         "type": "tiles",
-        "changed": [tile(t) for t in sent if t is not None],
-        "removed": sorted((removed | shown) - present),
+        "changed": [tile(present[student]) for student in sorted(sent)],
+        "removed": sorted((removed | shown) - present.keys()),
         **counts(view),
     }
 

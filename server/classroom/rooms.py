@@ -77,6 +77,10 @@ class View:
             return 0
         return sum(tile.digit == self.prompt for tile in self.tiles)
 
+    @property
+    def ids(self) -> set[str]:
+        return {tile.id for tile in self.tiles}
+
     def tile(self, student: str) -> Tile | None:
         return next((tile for tile in self.tiles if tile.id == student), None)
 
