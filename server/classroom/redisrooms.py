@@ -7,9 +7,7 @@ when one dies the others mark its students away until they rejoin elsewhere.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 import secrets
 import time
@@ -25,6 +23,7 @@ from server.classroom import fanout, messages, scripts
 from server.classroom.bus import Bus, Outage, dash_channel, seats_channel
 from server.classroom.codes import new_code, new_secret, normalize_code
 from server.classroom.names import MAX_NAME_LENGTH
+from server.classroom.records import digest, text, tile_of, tile_record
 from server.classroom.rooms import (
     ClassroomUnavailable,
     Deliver,
@@ -32,7 +31,6 @@ from server.classroom.rooms import (
     RoomFull,
     RoomGone,
     Seat,
-    Tile,
     TooManyRooms,
     TooManyRoomsHere,
     View,
@@ -47,15 +45,6 @@ PROCESS_TTL_MS = 6000  # three missed heartbeats and a process counts as dead
 REDIS_TIMEOUT_S = 2.0
 REDIS_CONNECTIONS = 32
 ACTIVE, UNCLAIMED, AWAY, PROCESSES = "ds:active", "ds:unclaimed", "ds:away", "ds:processes"
-
-
-def digest(secret: str) -> str:
-    """Redis keeps a digest: whoever reads Redis still cannot open a dashboard."""
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisRoom:
@@ -112,18 +101,13 @@ class RedisRoom:
         return Seat(self, student, name, token, holder, int(prompt) if prompt else None)
 
     async def update(self, seat: Seat, result: Classification) -> None:
-        tile = {
-            "digit": result.digit,
-            "confidence": result.confidence,
-            "preview": base64.b64encode(result.preview_png).decode() if result.preview_png else None,
-        }
         await self._rooms.tiles.write(
             f"{self.code} {seat.id}",
             [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
             [
                 seat.id,
                 seat.holder,
-                json.dumps(tile),
+                tile_record(result),
                 self._rooms.clock(),
                 self.code,
                 self._dash,
@@ -216,19 +200,6 @@ class RedisRoom:
             "vacate", keys, [student, mode, holder, self.code, self._rooms.clock(), self._dash, event]
         )
         return bool(vacated)
-
-
-def tile_of(student: str, seat: dict[str, Any], raw: bytes | None) -> Tile:
-    tile = json.loads(raw) if raw else {}
-    preview = tile.get("preview")
-    return Tile(
-        student,
-        seat["name"],
-        tile.get("digit"),
-        tile.get("confidence", 0.0),
-        base64.b64decode(preview) if preview else None,
-        bool(seat["away"]),
-    )
 
 
 SCRIPTS = {
