@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from server import handwriting
+from server import handwriting, pagesnapshot
 from server.handwriting import Drawing, Split, Variant
 from server.preprocess import preprocess_bytes
 
@@ -123,7 +123,7 @@ def png_snapshots(images: np.ndarray) -> list[bytes]:
 
 def snapshots(digits: list[DrawnDigit]) -> list[bytes]:
     """The PNG the page would send for each drawing."""
-    return [handwriting.snapshot_png(d.strokes, d.pen_width) for d in digits]
+    return [pagesnapshot.snapshot_png(d.strokes, d.pen_width) for d in digits]
 
 
 # --- scores ----------------------------------------------------------------------------

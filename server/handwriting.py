@@ -4,10 +4,8 @@ Each `Variant` is one way of writing a digit (a 1 with a flag, a 7 with a crossb
 4 with an open top…), as strokes through control points in a box one unit tall, x to
 the right and y down. `write` turns a variant into a drawing as a pointer would leave
 it on the pad: random proportions, slant, rotation, size and place, a wobbly hand, and
-samples spaced like pointer events. `render_snapshot` draws it as `web/js/snapshot.js`
-does (crop around the ink, 128 px, round caps and joins, the curves of `web/js/ink.js`),
-so `snapshot_png` is what the page would send and `server.preprocess` sees the same
-pixels as from the page.
+samples spaced like pointer events. `server.pagesnapshot` draws it as the page does, so
+`server.preprocess` sees the same pixels as from the page.
 
 Some variants are `held_out`: the training generator never draws them, so the drawn
 test set measures how far the model generalises, not what it memorised.
@@ -16,24 +14,16 @@ test set measures how far the model generalises, not what it memorised.
 from __future__ import annotations
 
 import enum
-import io
-import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
 
+from server.pagesnapshot import Stroke, render_snapshot
 from server.preprocess import preprocess_array
 
-# web/js/pad.js: the pen is 0.06 of the pad's side; web/js/snapshot.js: the crop.
-PEN_WIDTH = 0.06
-SNAPSHOT_SIDE = 128
-MIN_CROP = 0.3
-MARGIN = 0.12
-MIN_STEP = 0.002
+MIN_STEP = 0.002  # web/js/pad.js: pointer samples closer than this are dropped
 
-Stroke = np.ndarray  # (n, 2) points (x, y)
 Drawing = list[Stroke]
 
 
@@ -342,56 +332,6 @@ def _pointer_samples(stroke: Stroke, step: float, grid: float) -> Stroke:
         if np.hypot(*(point - kept[-1])) >= MIN_STEP:
             kept.append(point)
     return np.asarray(kept)
-
-
-# --- the snapshot ----------------------------------------------------------------------
-
-SUPERSAMPLE = 4
-
-
-def render_snapshot(drawing: Sequence[Stroke], pen_width: float = PEN_WIDTH) -> np.ndarray:
-    """The page's snapshot of a drawing: uint8 (128, 128), white ink on black."""
-    points = np.vstack(drawing)
-    low, high = points.min(axis=0), points.max(axis=0)
-    ink_side = float((high - low).max())
-    side = max(ink_side + pen_width + 2 * MARGIN * ink_side, MIN_CROP)
-    origin = (low + high) / 2 - side / 2
-    scale = SNAPSHOT_SIDE * SUPERSAMPLE / side
-    image = Image.new("L", (SNAPSHOT_SIDE * SUPERSAMPLE,) * 2, 0)
-    draw = ImageDraw.Draw(image)
-    radius = pen_width * scale / 2
-    for stroke in drawing:
-        path = (_ink_path(stroke) - origin) * scale
-        # Segment by segment, with a disc at every vertex: round caps and joins, and no gaps
-        # (Pillow's joined wide polylines leave slivers between many short segments).
-        for start, end in itertools.pairwise(path):
-            draw.line([tuple(start), tuple(end)], fill=255, width=round(2 * radius))
-        for x, y in path:
-            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
-    return np.asarray(image.reduce(SUPERSAMPLE))
-
-
-def _ink_path(points: Stroke) -> Stroke:
-    """web/js/ink.js: quadratic curves through the midpoints of the samples, flattened."""
-    if len(points) < 3:
-        return points
-    t = np.linspace(0, 1, 6)[1:, None]
-    path, current = [points[:1]], points[0]
-    for control, following in itertools.pairwise(points[1:]):
-        end = (control + following) / 2
-        path.append((1 - t) ** 2 * current + 2 * (1 - t) * t * control + t**2 * end)
-        current = end
-    path.append(points[-1:])
-    return np.vstack(path)
-
-
-def snapshot_png(drawing: Sequence[Stroke], pen_width: float = PEN_WIDTH) -> bytes:
-    """The snapshot as the page sends it: an opaque RGBA PNG, like Chromium's toDataURL."""
-    grey = render_snapshot(drawing, pen_width)
-    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
-    buffer = io.BytesIO()
-    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 # --- data sets -------------------------------------------------------------------------

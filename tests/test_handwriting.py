@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server import drawnset, greyframe, handwriting
+from server import drawnset, greyframe, handwriting, pagesnapshot
 from server.handwriting import Split
 from server.preprocess import MAX_PIXELS, preprocess_bytes
 from tests.data import make_drawn_digits
@@ -55,7 +55,7 @@ def test_writing_is_reproducible_and_stays_on_the_pad() -> None:
 def test_snapshot_is_centred_like_the_page_and_as_wide_as_the_pen() -> None:
     # A horizontal line 0.5 of the pad long: crop side 0.5 + 0.06 + 2 × 0.12 × 0.5 = 0.68.
     line = [np.array([[0.25, 0.5], [0.75, 0.5]])]
-    snapshot = handwriting.render_snapshot(line, pen_width=0.06)
+    snapshot = pagesnapshot.render_snapshot(line, pen_width=0.06)
     assert snapshot.shape == (128, 128) and snapshot.dtype == np.uint8
     column = snapshot[:, 64].astype(np.float64) / 255
     assert column.sum() == pytest.approx(0.06 / 0.68 * 128, rel=0.05)
@@ -67,7 +67,7 @@ def test_snapshot_is_centred_like_the_page_and_as_wide_as_the_pen() -> None:
 
 def test_snapshot_png_is_an_opaque_rgba_png_the_server_reads() -> None:
     drawing, pen_width = handwriting.write(handwriting.VARIANTS[3], np.random.default_rng(0))
-    png = handwriting.snapshot_png(drawing, pen_width)
+    png = pagesnapshot.snapshot_png(drawing, pen_width)
     with Image.open(io.BytesIO(png)) as image:
         assert image.mode == "RGBA" and image.size == (128, 128)
     assert not preprocess_bytes(png).empty

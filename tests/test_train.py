@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from server import drawnset, handwriting, train
+from server import drawnset, pagesnapshot, train
 from server.cli import main
 from server.model import InceptionBlock
 from server.predictor import LiteRTPredictor
@@ -22,7 +22,7 @@ def small_drawn_sets(folder: Path) -> tuple[Path, Path]:
     """One drawing of every variant, and the snapshots of the first three as a page set."""
     digits = drawnset.draw_set(1, seed=0)
     drawnset.save(folder / "drawn.npz", digits)
-    frames = [handwriting.snapshot_png(d.strokes, d.pen_width) for d in digits[:3]]
+    frames = [pagesnapshot.snapshot_png(d.strokes, d.pen_width) for d in digits[:3]]
     drawnset.save_frames(folder / "page.npz", frames, [d.variant for d in digits[:3]])
     return folder / "drawn.npz", folder / "page.npz"
 
