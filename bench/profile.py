@@ -35,6 +35,8 @@ STAGES = {
     "PNG decode": ("decode (server/png.py", "ImageFile.load", "_decoded_by_pillow", "_decode (server/preprocess.py"),
     "preview PNG": ("preview_png",),
     "model (LiteRT)": ("(server/predictor.py",),
+    # a woken worker that the 2 cores have not yet run: sampled as active, mostly not CPU
+    "worker waking for the next batch": ("BatchingQueue._take_batch",),
     "rest of preprocessing": ("preprocess",),
     "batch: assembly, probabilities, answers": ("_classify_batch", "batching.py", "classifier.py"),
     "JSON answers": ("prediction (server/protocol.py", "json/"),
