@@ -1,5 +1,5 @@
 """The one-request-per-snapshot baseline the load benchmark compares against: one HTTP POST per snapshot
-(the raw PNG as the body), the same preprocessing, then `model.predict` on that one image.
+(the raw snapshot as the body), the same preprocessing, then `model.predict` on that one image.
 Like a threaded Flask app, each request runs on a worker thread of its own. A bench tool,
 not part of the product.
 

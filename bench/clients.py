@@ -174,7 +174,7 @@ async def http_closed_loop(client: httpx.AsyncClient, frames: list[bytes], windo
 
 
 async def http_open_loop(client: httpx.AsyncClient, drawing: list[list[bytes]], window: Window, tally: Tally) -> None:
-    """One request per snapshot, not waiting for earlier ones, as a seed page posting on every move."""
+    """One request per snapshot, not waiting for earlier ones, as a client posting on every pointer move."""
     requests: list[asyncio.Task] = []
     moment = time.perf_counter() + random.uniform(0, FRAME_INTERVAL_S * 40)
     for stroke in itertools.cycle(drawing):

@@ -1,5 +1,5 @@
 """Cold start: seconds from `python -m server serve` starting to its first answered prediction
-over /ws (imports, model load and warm-up of every batch bucket included).
+over /ws (imports, model load and warm-up at every batch size included).
 
     .venv/bin/python -m bench.cold_start --runs 3
 """

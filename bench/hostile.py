@@ -3,7 +3,7 @@ work a snapshot costs before it is refused or answered; prints a markdown table.
 
     .venv/bin/python -m bench.hostile [--repeats 3]
 
-CPU time is the worker thread's own (time.thread_time), so other processes on the machine
+CPU time is this thread's own (time.thread_time), so other processes on the machine
 do not inflate it; the figure is the median of the repeats.
 """
 

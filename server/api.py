@@ -21,7 +21,7 @@ JSON_OVERHEAD_BYTES = 1024
 
 
 async def classify(request: Request) -> Response:
-    """`{"image": "data:image/png;base64,…"}`, bare base64, or a raw `image/*` body."""
+    """`{"image": "data:image/png;base64,…"}` (or the base64 alone as `image`), or a raw `image/*` body."""
     service: Service = request.app.state.service
     try:
         data = await read_image(request, service.settings.max_message_bytes)

@@ -75,7 +75,8 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
         port=settings.port,
         log_level=settings.log_level,
         ws_max_size=settings.max_message_bytes,
-        # Snapshots are PNGs already; deflating every frame again cost more CPU than the model.
+        # Snapshots arrive compressed (zlib grey frames, PNGs): deflating each frame again costs
+        # more CPU than the model.
         ws_per_message_deflate=False,
         # the drain has spent the rest of the shutdown's time already
         # uvicorn annotates an int but hands the value to asyncio.wait_for, which takes any float

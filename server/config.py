@@ -1,7 +1,8 @@
 """Settings: one dataclass field per setting, and from each field one CLI flag and one
 `DIGITSTREAM_*` environment variable, with the help text kept beside the field.
 
-`options(...)` is shared by every command: `serve` reads `Settings`, `train` its own dataclass.
+`option(...)` and `add_options(...)` serve every command: `serve` reads `Settings`, `train` and
+`export` their own dataclasses.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def png_snapshots(images: np.ndarray) -> list[bytes]:
 
 
 def snapshots(digits: list[DrawnDigit]) -> list[bytes]:
-    """The PNG the page would send for each drawing."""
+    """The PNG the page would send for each drawing where a browser lacks CompressionStream."""
     return [pagesnapshot.snapshot_png(d.strokes, d.pen_width) for d in digits]
 
 

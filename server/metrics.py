@@ -19,7 +19,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "digitstream_batch_size",
-            "Images per model batch (before padding).",
+            "Snapshots per batch the worker takes from the queue, blank ones included.",
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )

@@ -101,7 +101,7 @@ class InceptionBlock(keras.layers.Layer):
 
 
 def build_model(dropout: float = 0.3) -> keras.Model:
-    """Stem at 28×28, one Inception block at 14×14, two at 7×7, then GAP and softmax."""
+    """Stem at 28×28, two Inception blocks at 14×14, two at 7×7, then GAP and softmax."""
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="float32", name="image")
     x = inputs
     for layer in _conv_bn_relu(24, 3):
@@ -138,10 +138,11 @@ def load_model(path: str | Path = DEFAULT_MODEL_PATH) -> keras.Model:
 
 
 class BatchPredictor:
-    """Runs the model on a batch without `model.predict` and its per-call overhead.
+    """The Keras model on a batch without `model.predict` and its per-call overhead: the
+    reference the export is checked against and the benchmarks compare with.
 
     A `tf.function` whose input signature leaves the batch size free traces once and
-    then serves every batch the server's queue sends, whatever its size.
+    then runs every batch, whatever its size.
     """
 
     def __init__(self, model: keras.Model) -> None:

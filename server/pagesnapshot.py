@@ -1,6 +1,7 @@
-"""A drawing as the page sends it: `web/js/snapshot.js` crops around the ink, draws 128 px
-with round caps and joins along the curves of `web/js/ink.js`, and Chromium's `toDataURL`
-writes an RGBA PNG. Strokes are (n, 2) arrays of points in pad units, x right, y down."""
+"""A drawing as the page snapshots it: `web/js/snapshot.js` crops around the ink and draws
+128 px with round caps and joins along the curves of `web/js/ink.js`. The page sends that as
+a grey frame, or where a browser lacks CompressionStream as the RGBA PNG of Chromium's
+`toDataURL`. Strokes are (n, 2) arrays of points in pad units, x right, y down."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def _ink_path(points: Stroke) -> Stroke:
 
 
 def snapshot_png(drawing: Sequence[Stroke], pen_width: float = PEN_WIDTH) -> bytes:
-    """The snapshot as the page sends it: an opaque RGBA PNG, like Chromium's toDataURL."""
+    """The snapshot as the page sends it without CompressionStream: an opaque RGBA PNG, like
+    Chromium's toDataURL."""
     grey = render_snapshot(drawing, pen_width)
     rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
     buffer = io.BytesIO()

@@ -1,7 +1,7 @@
 """The model as the server runs it: the LiteRT file `python -m server export` writes, on
 LiteRT's XNNPACK kernels, with no TensorFlow in the serving process.
 
-TensorFlow spent milliseconds a call on its own bookkeeping whatever the batch; an XNNPACK
+TensorFlow spends milliseconds a call on its own bookkeeping whatever the batch; an XNNPACK
 call costs the same per image at batch 1 as at 32, and int8 kernels a third of float32's.
 """
 
@@ -44,8 +44,8 @@ class _Interpreter:
     def __init__(self, model: bytes, batch_size: int, threads: int) -> None:
         self._interpreter = Interpreter(model_content=model, num_threads=threads)
         (image,) = self._interpreter.get_input_details()
-        (probabilities,) = self._interpreter.get_output_details()
-        self._input, self._output = image["index"], probabilities["index"]
+        (logits,) = self._interpreter.get_output_details()
+        self._input, self._output = image["index"], logits["index"]
         self._interpreter.resize_tensor_input(self._input, [batch_size, *IMAGE_SHAPE])
         self._interpreter.allocate_tensors()
 

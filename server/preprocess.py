@@ -65,7 +65,7 @@ def _too_large() -> BadImage:
 
 
 def _unsupported() -> BadImage:
-    return BadImage("unsupported_format", "Snapshots must be PNG images.")
+    return BadImage("unsupported_format", "Snapshots must be grey frames or PNG images.")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Steps 3–5 of the MNIST recipe (server/preprocess.py), compiled: from how far each pixel is
 from the background to the 28×28 digit, in one call that holds no GIL.
 
-Written as many small NumPy and Pillow calls, the same steps handed the GIL to the event loop
-and back a hundred times a snapshot, which under load cost several times their own work.
+Compiled because as many small NumPy and Pillow calls the same steps would hand the GIL to the
+event loop and back a hundred times a snapshot, which under load costs several times their own work.
 Loops run over slices from index 0, for the reason server/resample.py gives.
 """
 

@@ -107,7 +107,7 @@ def test_formats_other_than_png_are_unsupported(sample, format: str) -> None:
     with pytest.raises(BadImage) as error:
         preprocess_bytes(png(coloured(drawn(sample[0][0]), "black on white"), format))
     assert error.value.code == "unsupported_format"
-    assert str(error.value) == "Snapshots must be PNG images."
+    assert str(error.value) == "Snapshots must be grey frames or PNG images."
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """Token buckets: wrong join codes and secrets per address, per code tried and per socket, and
-room creation per address. `TokenBuckets` lives in one process; `RedisBuckets` keeps the same
+room creation per address. `TokenBuckets` lives in one process; `RedisLimiter` keeps the same
 buckets in Redis, so a guesser cannot spread guesses over several processes."""
 
 from __future__ import annotations
