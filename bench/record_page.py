@@ -6,8 +6,6 @@ exactly as the page streams them (grey frames, docs/protocol.md; PNGs where the 
 CompressionStream), one list per stroke (its last frame is the pen-up snapshot).
 
     .venv/bin/python -m bench.record_page            # rewrite bench/data/page_frames.npz
-
-`record_strokes` is the reusable part: any list of strokes, in pad units, in; the frames out.
 """
 
 from __future__ import annotations
@@ -33,8 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 WAIT_MS = 30_000
 FIXTURE = Path(__file__).resolve().parent / "data" / "page_frames.npz"
-# The same strokes as the page sent them before it had grey frames, as browsers without
-# CompressionStream still do: 128 px RGBA PNGs.
+# The same strokes as browsers without CompressionStream send them: 128 px RGBA PNGs.
 PNG_FIXTURE = FIXTURE.with_name("page_png_frames.npz")
 # A person's pen covers the pad in about a second: a move every ~1.5% of it, ~12 ms apart.
 SPACING = 0.015
@@ -106,12 +103,6 @@ def recorder(base_url: str) -> Iterator[PageRecorder]:
             yield recording
         finally:
             browser.close()
-
-
-def record_strokes(base_url: str, strokes: list[list[tuple[float, float]]]) -> list[bytes]:
-    """Every binary frame the page sends while `strokes` (fractions of the pad) are drawn, in order."""
-    with recorder(base_url) as recording:
-        return [frame for stroke in recording.draw(strokes) for frame in stroke]
 
 
 def densify(stroke: Stroke, spacing: float = SPACING) -> Stroke:

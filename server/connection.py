@@ -9,7 +9,7 @@ import contextlib
 import enum
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +22,6 @@ from server.service import CLOSE_TIMEOUT_S, Service
 
 logger = logging.getLogger(__name__)
 
-Send = Callable[[str], Awaitable[None]]
 # Sending to a client that has just gone raises any of these; none is a server fault.
 CLIENT_GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError, TimeoutError)
 

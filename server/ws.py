@@ -14,14 +14,12 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket
 
-from server.classifier import Classification
 from server.connection import Close, Socket, accept, parse_json_object, run_until_first_ends
 from server.errors import BadMessage
 from server.service import DRAIN_TIMEOUT_S
-from server.stream import Pace, SnapshotStream
+from server.stream import AnswerListener, Pace, SnapshotStream
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
-AnswerListener = Callable[[int, Classification], None]
 
 
 class Session(Protocol):

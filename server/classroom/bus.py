@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from server.classroom.fanout import Fanout
+from server.classroom.fanout import Fanout, closed
 from server.classroom.rooms import ClassroomUnavailable
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ RECONNECT_S = 0.5
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
+# Events for dashboards (tiles, notify, closed) and for students (tell, taken, closed) travel
+# apart, so a process holding only students of a room never hears its tile traffic.
 def dash_channel(code: str) -> str:
     return f"ds:events:{code}:dash"
 
@@ -149,6 +151,6 @@ class Bus:
                 watch.mark()
         with contextlib.suppress(ClassroomUnavailable):
             for code in await self._rooms_lost(list(self._fanouts)):
-                self._fanouts[code].dispatch({"e": "closed", "reason": "expired"})
+                self._fanouts[code].dispatch(closed("expired"))
             for code in list(self._fanouts):
                 await self.sync(code)

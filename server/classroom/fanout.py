@@ -20,11 +20,6 @@ from server.classroom import messages
 from server.classroom.rooms import Deliver, Watch
 
 Event = dict[str, Any]
-LEAVING = ("removed", "room_closed")
-# Events for dashboards and events for students travel apart, so a process holding only
-# students of a room never hears its tile traffic.
-DASHBOARD_EVENTS = ("tiles", "notify", "closed")
-SEAT_EVENTS = ("tell", "taken", "closed")
 
 
 def tiles(changed: Iterable[str] = (), removed: Iterable[str] = ()) -> Event:
@@ -37,10 +32,6 @@ def notify() -> Event:
 
 def tell(message: dict[str, Any], to: str | None = None) -> Event:
     return {"e": "tell", "to": to, "message": message}
-
-
-def taken(student: str, holder: str) -> Event:
-    return {"e": "taken", "id": student, "holder": holder}
 
 
 def closed(reason: str) -> Event:
@@ -91,6 +82,6 @@ class Fanout:
         targets = list(self.seats) if to is None else [to] if to in self.seats else []
         for student in targets:
             _, deliver = self.seats[student]
-            if message["type"] in LEAVING:
+            if message["type"] in messages.LEAVING:
                 del self.seats[student]
             deliver(message)

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from server.classroom.rooms import Seat, Tile, View
 
 Message = dict[str, Any]
+# The messages after which a student holds no seat.
+LEAVING = ("removed", "room_closed")
 
 
 def tile(tile: Tile) -> Message:

@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from server.connection import Send
+from server.stream import Send
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from server.ws import Connection, ControlHandler
 
 logger = logging.getLogger(__name__)
 
-LEAVING = ("removed", "room_closed")
 
 RATE_LIMITED = Refusal("rate_limited", "Too many wrong class codes; wait a moment and try again.")
 ROOM_NOT_FOUND = Refusal("room_not_found", "No open class has that code.")
@@ -163,6 +162,6 @@ class Student:
             return
         if event["type"] == "clear_pad":
             self._connection.clear()
-        elif event["type"] in LEAVING:
+        elif event["type"] in messages.LEAVING:
             self._seat, self._ticket = None, None
         self._outbox.post(event)
