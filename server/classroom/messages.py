@@ -44,13 +44,14 @@ def delta(view: View, changed: set[str], removed: set[str], shown: set[str]) -> 
     pub/sub and reads), so the view may already hold a student whose event is still on its way,
     or no longer hold one an event names. Every tile the page lacks goes out and every tile the
     view lacks is removed, so after each message the page holds exactly the view's tiles and
-    the counts describe them."""
-    present = {t.id: t for t in view.tiles}
-    sent = (changed & present.keys()) | (present.keys() - shown)
+    the counts describe them. Tiles go out in the view's (joining) order, the order in which
+    the page places newcomers."""
+    present = {t.id for t in view.tiles}
+    sent = (changed & present) | (present - shown)
     return {
         "type": "tiles",
-        "changed": [tile(present[student]) for student in sorted(sent)],
-        "removed": sorted((removed | shown) - present.keys()),
+        "changed": [tile(t) for t in view.tiles if t.id in sent],
+        "removed": sorted((removed | shown) - present),
         **counts(view),
     }
 
