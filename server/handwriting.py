@@ -73,14 +73,15 @@ def _joined(*pieces: Stroke) -> Stroke:
 
 # --- the variants ----------------------------------------------------------------------
 
-Shape = Callable[[Callable[[float, float], float]], Drawing]
+Uniform = Callable[[float, float], float]  # u(low, high): a random number between them
+Shape = Callable[[Uniform], Drawing]
 
 
 @dataclass(frozen=True)
 class Variant:
     digit: int
     name: str
-    shape: Shape  # given u(low, high) -> a random number, returns the strokes
+    shape: Shape  # the strokes, proportions drawn from the Uniform it is given
     held_out: bool = False
 
     @property
@@ -89,108 +90,108 @@ class Variant:
 
 
 def _zero_oval(clockwise: bool) -> Shape:
-    def shape(u):
+    def shape(u: Uniform) -> Drawing:
         turn = 360 + u(0, 40)
         return [_arc(0.3, 0.5, u(0.2, 0.32), 0.5, -90, -90 + (turn if clockwise else -turn))]
 
     return shape
 
 
-def _zero_halves(u):
+def _zero_halves(u: Uniform) -> Drawing:
     rx = u(0.2, 0.3)
     return [_arc(0.3, 0.5, rx, 0.5, -90, -270), _arc(0.3, 0.5, rx, 0.5, -90, 90)]
 
 
-def _one_plain(u):
+def _one_plain(u: Uniform) -> Drawing:
     return [_line((0.3 + u(-0.05, 0.05), 0), (0.3, 1))]
 
 
-def _one_flag(u):
+def _one_flag(u: Uniform) -> Drawing:
     # A short flag: one much longer than a quarter of the height, widened by the hand's aspect
     # and flattened by its rotation, is a short-barred 7 to a reader, not a 1.
     flag = u(0.12, 0.25)
     return [_line((0.3 - flag, flag * u(0.5, 1.1)), (0.3, 0), (0.3, 1))]
 
 
-def _one_flag_base(u):
+def _one_flag_base(u: Uniform) -> Drawing:
     base = u(0.12, 0.25)
     return [*_one_flag(u), _line((0.3 - base, 1), (0.3 + base * u(0.8, 1.2), 1))]
 
 
-def _two_top(u) -> Stroke:
+def _two_top(u: Uniform) -> Stroke:
     return _arc(0.3, 0.27, u(0.22, 0.3), 0.25, u(165, 200), 395)
 
 
-def _two_plain(u):
+def _two_plain(u: Uniform) -> Drawing:
     top = _two_top(u)
     return [_joined(top, _line((0.02, 1)), _line((0.02, 1), (u(0.5, 0.7), u(0.96, 1.02))))]
 
 
-def _two_loop(u):
+def _two_loop(u: Uniform) -> Drawing:
     top, loop = _two_top(u), u(0.06, 0.1)
     curl = _spline((0.1, 1 - loop), (0.03, 1 - loop), (0.02, 0.95), (0.08, 1), (0.2, 0.96), (0.1, 1 - loop * 1.5))
     return [_joined(top, _line((0.1, 1 - loop)), curl[1:], _line((0.12, 0.93), (u(0.5, 0.7), 1)))]
 
 
-def _three_round(u):
+def _three_round(u: Uniform) -> Drawing:
     middle = (u(0.18, 0.3), u(0.44, 0.52))
     upper = _spline((0.03, 0.15), (0.28, 0), (0.52, 0.18), middle)
     lower = _spline(middle, (0.58, 0.72), (0.3, 1), (0.02, 0.86))
     return [_joined(upper, lower[1:])]
 
 
-def _three_flat(u):
+def _three_flat(u: Uniform) -> Drawing:
     corner = (u(0.5, 0.6), 0.0)
     lower = _spline((0.25, 0.42), (0.56, 0.62), (0.45, 0.93), (0.22, 1), (0.02, 0.88))
     return [_joined(_line((0.05, 0.02), corner, (0.25, 0.42)), lower[1:])]
 
 
-def _four_open(u):
+def _four_open(u: Uniform) -> Drawing:
     left, bar = u(0.02, 0.12), u(0.55, 0.7)
     return [_line((left + u(0, 0.08), 0), (left, bar), (0.65, bar)), _line((0.45, u(0, 0.15)), (0.45, 1))]
 
 
-def _four_closed(u):
+def _four_closed(u: Uniform) -> Drawing:
     bar = u(0.6, 0.72)
     return [_line((0.45, 0), (0.0, bar), (0.65, bar)), _line((0.45, u(0, 0.05)), (0.45, 1))]
 
 
-def _five_bowl(u) -> Stroke:
+def _five_bowl(u: Uniform) -> Stroke:
     return _spline((0.07, 0.45), (0.32, 0.38), (0.56, 0.62), (0.45, 0.92), (0.2, 1), (0.0, 0.86))
 
 
-def _five_two_strokes(u):
+def _five_two_strokes(u: Uniform) -> Drawing:
     return [_joined(_line((0.1, 0.02), (0.07, 0.45)), _five_bowl(u)), _line((0.1, 0.02), (u(0.5, 0.65), 0))]
 
 
-def _five_one_stroke(u):
+def _five_one_stroke(u: Uniform) -> Drawing:
     return [_joined(_line((u(0.5, 0.65), 0), (0.1, 0.02), (0.07, 0.45)), _five_bowl(u))]
 
 
-def _six_curved(u):
+def _six_curved(u: Uniform) -> Drawing:
     loop = u(0.5, 0.6)
     return [_spline((0.5, 0.02), (0.2, 0.2), (0.04, 0.62), (0.25, 1), (0.5, 0.82), (0.4, loop), (0.12, loop + 0.06))]
 
 
-def _six_straight(u):
+def _six_straight(u: Uniform) -> Drawing:
     loop = u(0.5, 0.6)
     stem = _line((0.42, 0), (0.08, 0.68))
     return [_joined(stem, _spline((0.08, 0.68), (0.25, 1), (0.5, 0.82), (0.4, loop), (0.1, loop + 0.1))[1:])]
 
 
-def _seven_plain(u):
+def _seven_plain(u: Uniform) -> Drawing:
     return [_line((0.02, u(0, 0.06)), (0.6, 0), (u(0.12, 0.3), 1))]
 
 
-def _seven_crossbar(u):
+def _seven_crossbar(u: Uniform) -> Drawing:
     return [*_seven_plain(u), _line((u(0.15, 0.25), 0.52), (u(0.5, 0.6), 0.5))]
 
 
-def _seven_serif(u):
+def _seven_serif(u: Uniform) -> Drawing:
     return [_line((0.02, u(0.12, 0.22)), (0.02, 0.02), (0.6, 0), (u(0.12, 0.3), 1))]
 
 
-def _eight_s_path(u):
+def _eight_s_path(u: Uniform) -> Drawing:
     waist = (u(0.25, 0.35), u(0.42, 0.5))
     return [
         _spline(
@@ -208,7 +209,7 @@ def _eight_s_path(u):
     ]
 
 
-def _eight_two_loops(u):
+def _eight_two_loops(u: Uniform) -> Drawing:
     waist = u(0.4, 0.5)
     return [
         _arc(0.3, waist / 2, u(0.17, 0.24), waist / 2, -90, 275),
@@ -216,22 +217,22 @@ def _eight_two_loops(u):
     ]
 
 
-def _eight_from_waist(u):
+def _eight_from_waist(u: Uniform) -> Drawing:
     waist = (0.3, u(0.42, 0.5))
     return [_spline(waist, (0.5, 0.22), (0.3, 0), (0.1, 0.2), waist, (0.55, 0.75), (0.3, 1), (0.05, 0.75), waist)]
 
 
-def _nine_loop(u) -> tuple[Stroke, float]:
+def _nine_loop(u: Uniform) -> tuple[Stroke, float]:
     rx, ry = u(0.22, 0.3), u(0.2, 0.26)
     return _arc(0.55 - rx, ry, rx, ry, u(-10, 20), -370), 0.55
 
 
-def _nine_straight(u):
+def _nine_straight(u: Uniform) -> Drawing:
     loop, right = _nine_loop(u)
     return [_joined(loop, _line((right, 0.2), (right - u(0, 0.1), 1)))]
 
 
-def _nine_curved(u):
+def _nine_curved(u: Uniform) -> Drawing:
     loop, right = _nine_loop(u)
     return [_joined(loop, _spline((right, 0.2), (right, 0.65), (0.42, 0.97), (0.12, 0.92)))]
 
@@ -272,7 +273,7 @@ def variants(split: Split) -> list[Variant]:
 
 # --- the hand --------------------------------------------------------------------------
 
-MAX_SLANT = (-0.15, 0.4)  # shear of x by height; most people lean forward
+SLANT_RANGE = (-0.15, 0.4)  # shear of x by height; most people lean forward
 MAX_ROTATION_DEGREES = 8.0
 MAX_ASPECT_LOG = 0.2
 HEIGHT_RANGE = (0.18, 0.85)  # of the pad's side
@@ -304,7 +305,7 @@ def _wobbled(stroke: Stroke, rng: np.random.Generator) -> Stroke:
 
 
 def _placed_on_pad(strokes: Drawing, rng: np.random.Generator) -> Drawing:
-    slant = rng.uniform(*MAX_SLANT)
+    slant = rng.uniform(*SLANT_RANGE)
     angle = np.deg2rad(rng.uniform(-MAX_ROTATION_DEGREES, MAX_ROTATION_DEGREES))
     aspect = np.exp(rng.uniform(-MAX_ASPECT_LOG, MAX_ASPECT_LOG))
     cos, sin = np.cos(angle), np.sin(angle)
