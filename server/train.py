@@ -111,55 +111,31 @@ def run_training(parsed: argparse.Namespace) -> int:
     args = from_args(TrainOptions, parsed)
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
-        (x_train, y_train), validation = data.load_mnist(
-            args.data_source, args.mnist_npz, args.cache_dir, args.validation_size, args.seed
-        )
+        (x_train, y_train), validation, drawn = training_digits(args)
     except data.DataUnavailable as error:
         print(f"error: {error}")
         return 1
-    if args.limit:
-        # A random subset: the npm digits come sorted by label.
-        subset = np.random.default_rng(args.seed).permutation(len(x_train))[: args.limit]
-        x_train, y_train = x_train[subset], y_train[subset]
-    drawn_x, drawn_y = handwriting.synthesize(args.drawn_digits, args.seed, handwriting.Split.TRAIN)
-    x_train, y_train = np.concatenate([x_train, drawn_x]), np.concatenate([y_train, drawn_y])
     # A budget in images, not epochs, keeps a run under 30 minutes on 2 cores whatever
     # the source: 28 epochs of the 9,000 npm digits and 16,000 drawn ones, 9 of keras' 75,000.
     args = dataclasses.replace(args, epochs=args.epochs or max(1, round(TRAINING_IMAGES / len(x_train))))
     print(f"Training on {len(x_train)} digits for {args.epochs} epochs, validating on {len(validation[0])}.")
 
     model = train_model(x_train, y_train, validation, args)
-    training_seconds = time.perf_counter() - started
     # CPU time too: on a shared machine the wall time says more about the neighbours.
-    cpu_seconds = time.process_time() - cpu_started
+    took = (
+        f"{(time.perf_counter() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
+        f"({(time.process_time() - cpu_started) / 60:.1f} CPU-minutes)"
+    )
     save_for_serving(model, args.output)
-
-    holdout_x, holdout_y = data.load_holdout(args.holdout)
-    through_preprocessing = preprocessed_accuracy(model, holdout_x, holdout_y)
-    write_report(
-        args.report,
-        args.confusion_png,
-        confusion=confusion_matrix(model, holdout_x, holdout_y),
-        facts={
+    report_training(
+        model,
+        args,
+        {
             "Data source": args.data_source,
-            "Training digits": f"{len(x_train)}, of which {len(drawn_x)} drawn by `server.handwriting`",
+            "Training digits": f"{len(x_train)}, of which {drawn} drawn by `server.handwriting`",
             "Validation digits": len(validation[0]),
-            "Epochs": args.epochs,
-            "Batch size": args.batch_size,
-            "Seed": args.seed,
-            "Parameters": f"{model.count_params():,}",
-            "MFLOPs per image": f"{count_flops(model) / 1e6:.2f}",
-            "Model file": f"{args.output.name}, {args.output.stat().st_size / 1e6:.2f} MB",
-            "Training time": f"{training_seconds / 60:.1f} min on {os.cpu_count()} CPU cores "
-            f"({cpu_seconds / 60:.1f} CPU-minutes)",
-            "Hold-out accuracy through `server.preprocess` (PNG → preprocess → model)": (
-                f"{through_preprocessing:.2%}"
-            ),
+            "Training time": took,
         },
-        sections=[
-            *drawnset.report(lambda images: model.predict(images, verbose=0), args.drawn_set, args.page_set),
-            *describe_recipe(model, args),
-        ],
     )
     print(f"Saved {args.output} and {args.report}.")
     export.export(
@@ -175,7 +151,48 @@ def run_training(parsed: argparse.Namespace) -> int:
     return 0
 
 
+def training_digits(args: TrainOptions) -> tuple[data.Digits, data.Digits, int]:
+    """MNIST from the chosen source (a random subset with `--limit`) and the pen-drawn digits
+    mixed in; the validation digits; how many were drawn. Raises data.DataUnavailable."""
+    (x_train, y_train), validation = data.load_mnist(
+        args.data_source, args.mnist_npz, args.cache_dir, args.validation_size, args.seed
+    )
+    if args.limit:
+        # A random subset: the npm digits come sorted by label.
+        subset = np.random.default_rng(args.seed).permutation(len(x_train))[: args.limit]
+        x_train, y_train = x_train[subset], y_train[subset]
+    drawn_x, drawn_y = handwriting.synthesize(args.drawn_digits, args.seed, handwriting.Split.TRAIN)
+    mixed = np.concatenate([x_train, drawn_x]), np.concatenate([y_train, drawn_y])
+    return mixed, validation, len(drawn_x)
+
+
 # --- report ----------------------------------------------------------------------
+
+
+def report_training(model: keras.Model, args: TrainOptions, run: dict[str, object]) -> None:
+    """docs/training.md: the run, the model, and its accuracy on every committed test set."""
+    holdout_x, holdout_y = data.load_holdout(args.holdout)
+    write_report(
+        args.report,
+        args.confusion_png,
+        confusion=confusion_matrix(model, holdout_x, holdout_y),
+        facts={
+            **run,
+            "Epochs": args.epochs,
+            "Batch size": args.batch_size,
+            "Seed": args.seed,
+            "Parameters": f"{model.count_params():,}",
+            "MFLOPs per image": f"{count_flops(model) / 1e6:.2f}",
+            "Model file": f"{args.output.name}, {args.output.stat().st_size / 1e6:.2f} MB",
+            "Hold-out accuracy through `server.preprocess` (PNG → preprocess → model)": (
+                f"{preprocessed_accuracy(model, holdout_x, holdout_y):.2%}"
+            ),
+        },
+        sections=[
+            *drawnset.report(lambda images: model.predict(images, verbose=0), args.drawn_set, args.page_set),
+            *describe_recipe(model, args),
+        ],
+    )
 
 
 def preprocessed_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
