@@ -4,6 +4,7 @@ client in a process of its own, and one-request-per-snapshot HTTP clients, each 
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import json
 import multiprocessing
@@ -15,6 +16,15 @@ import httpx
 import websockets
 
 from bench.common import FRAME_INTERVAL_S, PAUSE_S, Server
+
+
+class Loop(enum.StrEnum):
+    """How a benchmark's clients send."""
+
+    CLOSED = "closed"  # each waits for its answer, then sends again: capacity
+    OPEN = "open"  # drawers at 20 Hz whatever the server does: latency
+    FLOOD = "flood"  # open-loop drawers next to a client sending as fast as it can
+
 
 ANSWER_TIMEOUT_S = 5.0
 

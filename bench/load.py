@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import enum
+import functools
 import json
 import math
 import statistics
@@ -41,6 +43,7 @@ from pathlib import Path
 
 from bench.clients import (
     Clients,
+    Loop,
     Tally,
     Window,
     flooding,
@@ -65,14 +68,29 @@ from bench.common import (
     sample_process,
     stolen_percent,
 )
-from bench.record_page import PNG_FIXTURE
+from bench.record_page import FIXTURE, PNG_FIXTURE
+
+
+class Frames(enum.StrEnum):
+    """Which recording of the page the clients replay."""
+
+    GREY = "grey"  # grey frames, where the browser has CompressionStream
+    PNG = "png"  # RGBA PNGs, what a browser without CompressionStream sends
+
+    def strokes(self) -> list[list[bytes]]:
+        return _recorded(PNG_FIXTURE if self is Frames.PNG else FIXTURE)
+
+
+@functools.cache
+def _recorded(path: Path) -> list[list[bytes]]:
+    return page_strokes(path)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    loop: str  # "closed", "open", or "flood": open-loop drawers next to a flooding client
+    loop: Loop
     clients: int
-    frames: str = "grey"  # or "png": what a browser without CompressionStream sends
+    frames: Frames = Frames.GREY
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,7 @@ class Run:
     steal_pct: float  # of the machine's CPU time, taken by the host
     cpu_ms_per_answer: float
     rss_mib: float
+    flood_frames_s: float  # what the flooder sent; nan without one
 
 
 @dataclass(frozen=True)
@@ -110,8 +129,9 @@ class Row:
         return f"{min(values):.{DIGITS[name]}f}–{max(values):.{DIGITS[name]}f}" if values else "–"
 
     def cells(self) -> list[object]:
-        clients = f"{self.scenario.clients} + 1 flooder" if self.scenario.loop == "flood" else self.scenario.clients
-        loop = f"{self.scenario.loop}, PNG frames" if self.scenario.frames == "png" else self.scenario.loop
+        scenario = self.scenario
+        clients = f"{scenario.clients} + 1 flooder" if scenario.loop is Loop.FLOOD else scenario.clients
+        loop = f"{scenario.loop}, PNG frames" if scenario.frames is Frames.PNG else str(scenario.loop)
 
         def figure(name: str) -> str:
             median = self.median(name)
@@ -166,21 +186,21 @@ RUNS = 3
 
 
 async def run_once(server: Server, label: str, scenario: Scenario, args: argparse.Namespace) -> Run:
-    strokes = STROKES[scenario.frames]
+    strokes = scenario.frames.strokes()
     closed_frames = [frame for stroke in strokes for frame in stroke]
     start = time.perf_counter() + args.warmup + 0.2 * scenario.clients / 10  # connecting takes a moment
     window = Window(start, start + args.duration)
     tally = Tally()
     http = label.startswith("baseline")
     flooder = (
-        asyncio.create_task(flooding(server.ws_url, closed_frames[-1], window)) if scenario.loop == "flood" else None
+        asyncio.create_task(flooding(server.ws_url, closed_frames[-1], window)) if scenario.loop is Loop.FLOOD else None
     )
     async with Clients(server, scenario.clients, http) as clients:
         jobs = []
         for index, client in enumerate(clients):
             offset = (index * 7) % len(strokes)  # drawers out of step with each other
             drawing = strokes[offset:] + strokes[:offset]
-            if scenario.loop == "closed":
+            if scenario.loop is Loop.CLOSED:
                 closed_loop = http_closed_loop if http else ws_closed_loop
                 frames = closed_frames[offset * 11 % len(closed_frames) :] + closed_frames
                 jobs.append(closed_loop(client, frames, window, tally))
@@ -190,15 +210,13 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
         readings = asyncio.create_task(read_server(server, window, http))
         await asyncio.gather(*jobs)
         counters, (before, host_before), (after, host_after) = await readings
-    if flooder is not None:
-        FLOOD_RATES.append(await flooder)
     answered = tally.answered if http else counters.answered
     return Run(
         pred_s=tally.answered / args.duration,
         p50_ms=percentile(tally.latencies_ms, 50),
         p95_ms=percentile(tally.latencies_ms, 95),
         p99_ms=percentile(tally.latencies_ms, 99),
-        stroke_end_p99_ms=percentile(tally.stroke_end_ms, 99) if scenario.loop != "closed" else float("nan"),
+        stroke_end_p99_ms=percentile(tally.stroke_end_ms, 99) if scenario.loop is not Loop.CLOSED else float("nan"),
         mean_batch=1.0 if http else counters.mean_batch_size,
         # the flooder's own frames are most of what is coalesced in its row
         coalesced_pct=float("nan") if http or flooder else 100 * counters.coalesced / max(tally.sent, 1),
@@ -207,6 +225,7 @@ async def run_once(server: Server, label: str, scenario: Scenario, args: argpars
         steal_pct=stolen_percent(host_before, host_after),
         cpu_ms_per_answer=1000 * (after.cpu_s - before.cpu_s) / max(answered, 1),
         rss_mib=after.rss_mib,
+        flood_frames_s=await flooder if flooder is not None else float("nan"),
     )
 
 
@@ -232,17 +251,13 @@ async def read_server(server: Server, window: Window, http: bool):
     return counters_after - counters_before, before, after
 
 
-STROKES: dict[str, list[list[bytes]]] = {}
-FLOOD_RATES: list[float] = []
-
-
 def servers(args: argparse.Namespace) -> list[tuple[str, Server, list[Scenario]]]:
-    closed = [Scenario("closed", n) for n in args.closed]
-    opened = [Scenario("open", n) for n in args.drawers]
+    closed = [Scenario(Loop.CLOSED, n) for n in args.closed]
+    opened = [Scenario(Loop.OPEN, n) for n in args.drawers]
     batch_1 = ["--max-batch-size", "1"]
     return [
-        ("streaming, batch ≤ 32, pace lifted", Server(args=UNPACED), [*closed, Scenario("closed", 48, "png")]),
-        ("streaming, batch ≤ 32", Server(), [*opened, Scenario("flood", 10)]),
+        ("streaming, batch ≤ 32, pace lifted", Server(args=UNPACED), [*closed, Scenario(Loop.CLOSED, 48, Frames.PNG)]),
+        ("streaming, batch ≤ 32", Server(), [*opened, Scenario(Loop.FLOOD, 10)]),
         ("streaming, batch 1, pace lifted", Server(args=batch_1 + UNPACED), closed),
         ("streaming, batch 1", Server(args=batch_1), [s for s in opened if s.clients == 40]),
         ("baseline HTTP", Server(command=[sys.executable, "-m", "bench.baseline_server"]), closed),
@@ -280,7 +295,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
 
 
 def summary(rows: list[Row], model_rates: dict[str, float]) -> list[str]:
-    def find(label: str, loop: str, clients: int, frames: str = "grey") -> Row | None:
+    def find(label: str, loop: Loop, clients: int, frames: Frames = Frames.GREY) -> Row | None:
         return next(
             (row for row in rows if row.server.startswith(label) and row.scenario == Scenario(loop, clients, frames)),
             None,
@@ -288,7 +303,7 @@ def summary(rows: list[Row], model_rates: dict[str, float]) -> list[str]:
 
     lines = []
     batched, single, baseline = (
-        find(label, "closed", 48) for label in ("streaming, batch ≤", "streaming, batch 1", "baseline")
+        find(label, Loop.CLOSED, 48) for label in ("streaming, batch ≤", "streaming, batch 1", "baseline")
     )
     if batched:
         rate, served, keras = batched.median("pred_s"), model_rates["served"], model_rates["tf_function"]
@@ -302,7 +317,7 @@ def summary(rows: list[Row], model_rates: dict[str, float]) -> list[str]:
             f"{batched.median('cpu_ms_per_answer'):.2f} ms (target ≤ 0.6 ms)"
         )
         lines.append(f"- server memory (resident) after 48 closed-loop clients: {batched.median('rss_mib'):.0f} MiB")
-    if png := find("streaming, batch ≤", "closed", 48, "png"):
+    if png := find("streaming, batch ≤", Loop.CLOSED, 48, Frames.PNG):
         lines.append(
             f"- the same with the PNG frames of browsers without CompressionStream: "
             f"{png.median('pred_s'):.0f} predictions/s, {png.median('cpu_ms_per_answer'):.2f} ms of server CPU each"
@@ -317,16 +332,16 @@ def summary(rows: list[Row], model_rates: dict[str, float]) -> list[str]:
             f"{batched.median('pred_s') / baseline.median('pred_s'):.0f}×"
         )
     for drawers, target in ((40, 50), (100, 100)):
-        if drawn := find("streaming, batch ≤", "open", drawers):
+        if drawn := find("streaming, batch ≤", Loop.OPEN, drawers):
             lines.append(
                 f"- {drawers} drawers at 20 Hz: p99 {drawn.median('p99_ms'):.0f} ms, stroke-end p99 "
                 f"{drawn.median('stroke_end_p99_ms'):.0f} ms (targets ≤ {target} ms), "
                 f"{sum(run.failures for run in drawn.runs)} errors + lost stroke ends"
             )
-    calm, flooded = find("streaming, batch ≤", "open", 10), find("streaming, batch ≤", "flood", 10)
-    if calm and flooded and FLOOD_RATES:
+    calm, flooded = find("streaming, batch ≤", Loop.OPEN, 10), find("streaming, batch ≤", Loop.FLOOD, 10)
+    if calm and flooded:
         lines.append(
-            f"- a flooder ({statistics.median(FLOOD_RATES):.0f} frames/s) next to 10 drawers: their p99 "
+            f"- a flooder ({flooded.median('flood_frames_s'):.0f} frames/s) next to 10 drawers: their p99 "
             f"{calm.median('p99_ms'):.0f} → {flooded.median('p99_ms'):.0f} ms "
             f"({flooded.median('p99_ms') / calm.median('p99_ms'):.1f}×)"
         )
@@ -356,7 +371,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.duration, args.warmup = 2.0, 0.5
-    STROKES.update(grey=page_strokes(), png=page_strokes(PNG_FIXTURE))
     load_before = load_average()
     print(f"Machine: {machine()}; load average before: {load_before}\n")
     model_rates = model_alone(3.0)

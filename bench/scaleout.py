@@ -30,7 +30,7 @@ import websockets
 from bench.classroom import DashboardTally, dashboard
 from bench.classroom import Tally as StudentTally
 from bench.classroom import student as classroom_student
-from bench.clients import Tally, Window, ws_closed_loop, ws_open_loop
+from bench.clients import Loop, Tally, Window, ws_closed_loop, ws_open_loop
 from bench.common import (
     UNPACED,
     ProcessSample,
@@ -86,7 +86,7 @@ def cpu_of(pids: list[int]) -> list[ProcessSample]:
     return [sample_process(pid) for pid in pids]
 
 
-async def drawers_row(server: Server, loop: str, clients: int, args: argparse.Namespace) -> dict[str, float]:
+async def drawers_row(server: Server, loop: Loop, clients: int, args: argparse.Namespace) -> dict[str, float]:
     drawings = STROKES
     frames = [frame for stroke in drawings for frame in stroke]
     start = time.perf_counter() + args.warmup + 0.2 * clients / 10
@@ -96,7 +96,7 @@ async def drawers_row(server: Server, loop: str, clients: int, args: argparse.Na
     try:
         jobs = [
             ws_closed_loop(ws, frames, window, tally)
-            if loop == "closed"
+            if loop is Loop.CLOSED
             else ws_open_loop(ws, drawings[i % len(drawings) :] + drawings[: i % len(drawings)], window, tally)
             for i, ws in enumerate(sockets)
         ]
@@ -131,7 +131,7 @@ async def process_rows(redis_url: str, args: argparse.Namespace) -> None:
         await asyncio.to_thread(server.start)
         try:
             await asyncio.to_thread(wait_for_workers, server, workers)
-            for loop, clients in (("closed", 48), ("open", 40)):
+            for loop, clients in ((Loop.CLOSED, 48), (Loop.OPEN, 40)):
                 row = await drawers_row(server, loop, clients, args)
                 print(
                     f"| {workers} | {clients} {loop}-loop | {row['pred/s']:.0f} | {row['p50']:.1f} | "
