@@ -40,6 +40,13 @@ class Place:
     holder: str | None
     away_until: float | None = None
 
+    def hold(self, holder: str) -> None:
+        self.holder, self.away_until, self.tile.away = holder, None, False
+
+    def wait_until(self, deadline: float) -> None:
+        """Away: nobody holds the seat, and it is kept for its student until `deadline`."""
+        self.holder, self.away_until, self.tile.away = None, deadline, True
+
 
 class MemoryRoom:
     def __init__(
@@ -81,7 +88,7 @@ class MemoryRoom:
             self._places[student] = Place(Tile(student, name), token, holder)
             self._names[name_key(name)] = self._tokens[token] = student
         place = self._places[student]
-        place.holder, place.away_until, place.tile.away = holder, None, False
+        place.hold(holder)
         self._fanout.hold(student, holder, deliver)
         self._touch()
         self._fanout.dispatch(fanout.tiles(changed=[student]))
@@ -104,7 +111,7 @@ class MemoryRoom:
         if departure is Departure.LEFT:
             self._vacate(seat.id)
             return
-        place.holder, place.away_until, place.tile.away = None, self._clock() + self._grace_s, True
+        place.wait_until(self._clock() + self._grace_s)
         self._fanout.let_go(seat.id, seat.holder)
         self._fanout.dispatch(fanout.tiles(changed=[seat.id]))
 
