@@ -4,6 +4,7 @@ buckets in Redis, so a guesser cannot spread guesses over several processes."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 class Bucket:
     tokens: float
     updated: float
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait as HTTP's Retry-After gives it: whole seconds, never 0, so a client that obeys
+    it never spins."""
+    return max(1, math.ceil(wait))
 
 
 class TokenBuckets:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import math
 from typing import Any
 
 import segno
@@ -17,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from server.classroom.dashboard import Dashboard
+from server.classroom.ratelimit import whole_seconds
 from server.classroom.rooms import (
     ClassroomUnavailable,
     Room,
@@ -58,7 +58,7 @@ def join_url(base_url: URL, code: str) -> str:
 
 
 def retry_after(seconds: float) -> dict[str, str]:
-    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+    return {"Retry-After": str(whole_seconds(seconds))}
 
 
 def refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -167,7 +167,7 @@ async def authenticate(socket: Socket) -> Room | None:
     if wait is None:
         await socket.send_error(UNAUTHORIZED)
     else:
-        await socket.send_error(GUESSING_REFUSED, retry_after=max(1, math.ceil(wait)))
+        await socket.send_error(GUESSING_REFUSED, retry_after=whole_seconds(wait))
     return None
 
 

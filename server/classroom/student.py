@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from server.classroom import messages
 from server.classroom.dashboard import TICK_S
 from server.classroom.names import BadName, display_name
 from server.classroom.outbox import Outbox
+from server.classroom.ratelimit import whole_seconds
 from server.classroom.rooms import (
     ClassroomUnavailable,
     Departure,
@@ -32,11 +32,6 @@ logger = logging.getLogger(__name__)
 RATE_LIMITED = Refusal("rate_limited", "Too many wrong class codes; wait a moment and try again.")
 ROOM_NOT_FOUND = Refusal("room_not_found", "No open class has that code.")
 ROOM_FULL = Refusal("room_full", "This class is full.")
-
-
-def retry_after(seconds: float) -> int:
-    """Whole seconds, as HTTP's Retry-After: never 0, so a client that obeys it never spins."""
-    return max(1, math.ceil(seconds))
 
 
 class TileWriter:
@@ -110,7 +105,7 @@ class Student:
         classroom = self._classroom
         # A right code is looked up before any limit but this socket's own wrong guesses.
         if (wait := classroom.socket_wait(self._guesses)) is not None:
-            await self._refuse(RATE_LIMITED, retry_after=retry_after(wait))
+            await self._refuse(RATE_LIMITED, retry_after=whole_seconds(wait))
             return
         room = await classroom.rooms.get(message.get("room"))
         if room is None:
@@ -118,7 +113,7 @@ class Student:
             if wait is None:
                 await self._refuse(ROOM_NOT_FOUND)
             else:
-                await self._refuse(RATE_LIMITED, retry_after=retry_after(wait))
+                await self._refuse(RATE_LIMITED, retry_after=whole_seconds(wait))
             return
         try:
             name = display_name(message.get("name"))
