@@ -65,12 +65,17 @@ class ProcessSample:
     at: float
 
 
-def sample_process(pid: int) -> ProcessSample:
-    """CPU seconds, RSS and thread count from /proc (psutil is not a dependency)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
+def cpu_seconds(stat_path: Path | str) -> float:
+    """User plus system CPU seconds from a /proc `stat` file, of a process or of one thread."""
+    stat = Path(stat_path).read_text()
     # the command name may hold spaces: fields after it start past the last ")"
     fields = stat[stat.rindex(")") + 2 :].split()
-    cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def sample_process(pid: int) -> ProcessSample:
+    """CPU seconds, RSS and thread count from /proc (psutil is not a dependency)."""
+    cpu_s = cpu_seconds(f"/proc/{pid}/stat")
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     rss_mib = int(status["VmRSS"].split()[0]) / 1024
     fds = len(os.listdir(f"/proc/{pid}/fd"))

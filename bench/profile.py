@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import websockets
 
 from bench.clients import Tally, Window, ws_closed_loop
-from bench.common import UNPACED, Server, load_average, machine, page_strokes
+from bench.common import UNPACED, Server, cpu_seconds, load_average, machine, page_strokes
 
 # What names each kind of work in py-spy's collapsed stacks ("function (file:line)" frames),
 # looked for in this order: the first that a stack holds names it.
@@ -66,13 +65,10 @@ def stage(stack: str) -> str:
 def thread_cpu_s(pid: int) -> dict[int, float]:
     """CPU seconds so far of each thread of `pid`, by thread id: py-spy samples only what runs
     Python, and says nothing of time spent waiting for the GIL, so /proc is the measure."""
-    ticks = os.sysconf("SC_CLK_TCK")
     by_thread: dict[int, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):
-            stat = (task / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            by_thread[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+            by_thread[int(task.name)] = cpu_seconds(task / "stat")
     return by_thread
 
 
