@@ -116,6 +116,6 @@ class RedisLimiter:
 
     async def take(self, key: str) -> float | None:
         allowed, wait = await self._rooms.run(
-            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock(), 1]
+            "bucket", [f"ds:limit:{self._name}:{key}"], [self._capacity, self._per_second, self._rooms.clock()]
         )
         return None if allowed else float(wait)

@@ -121,17 +121,17 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
 
-# A token bucket: ARGV capacity, refill per second, now, cost (0 only looks).
+# A token bucket that a take costs one token: ARGV capacity, refill per second, now.
 # Returns {1 if allowed, seconds until a token as a string}.
 BUCKET = """
-local capacity, rate, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local capacity, rate, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local bucket = redis.call('HMGET', KEYS[1], 't', 'u')
 local tokens = tonumber(bucket[1]) or capacity
 local updated = tonumber(bucket[2]) or now
 tokens = math.min(capacity, tokens + math.max(0, now - updated) * rate)
 local allowed = 0
-if tokens >= math.max(cost, 1) then
-  tokens = tokens - cost
+if tokens >= 1 then
+  tokens = tokens - 1
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'u', tostring(now))
