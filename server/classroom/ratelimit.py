@@ -14,16 +14,16 @@ if TYPE_CHECKING:
     from server.classroom.redisrooms import RedisRooms
 
 
-@dataclass
-class Bucket:
-    tokens: float
-    updated: float
-
-
 def whole_seconds(wait: float) -> int:
     """A wait as HTTP's Retry-After gives it: whole seconds, never 0, so a client that obeys
     it never spins."""
     return max(1, math.ceil(wait))
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    updated: float
 
 
 class TokenBuckets:
