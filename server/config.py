@@ -141,7 +141,7 @@ class Settings:
     )
     max_text_bytes: int = option(
         4096,
-        "largest text (control) frame in characters, checked before it is parsed; larger get too_large",
+        "largest text (control) frame in UTF-8 bytes, checked before it is parsed; larger get too_large",
         parse=positive_int,
     )
     max_snapshot_rate: float = option(

@@ -110,7 +110,8 @@ class Socket:
                     return None
                 return data
             text: str = message.get("text") or ""
-            if len(text) <= settings.max_text_bytes:
+            # a character is at least one UTF-8 byte: a long text is refused before it is encoded
+            if len(text) <= settings.max_text_bytes and len(text.encode()) <= settings.max_text_bytes:
                 return text
             await self.send_error(TextTooLong())
 

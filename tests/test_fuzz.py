@@ -185,7 +185,7 @@ bursts = st.lists(frames, min_size=BURST[0], max_size=BURST[1])
 
 def expected_reply(text: str) -> tuple[str, Any]:
     """What docs/protocol.md promises for a text frame: ("none"|"pong"|"join"|"bad_message"|"too_large", pong's t)."""
-    if len(text) > Settings().max_text_bytes:
+    if len(text.encode()) > Settings().max_text_bytes:
         return "too_large", None
     try:
         message = json.loads(text)

@@ -22,7 +22,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
-from server.config import MIB
+from server.config import MIB, Settings
 from server.stream import Pace
 from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, closed_with, holdout, receive, receive_type
 
@@ -65,6 +65,21 @@ async def test_a_one_mib_join_is_refused_unread_and_another_socket_is_answered(s
             assert (refusal["type"], refusal["code"]) == ("error", "too_large")
         await attacker.send(json.dumps({"type": "ping", "t": "still open"}))
         assert await receive(attacker) == {"type": "pong", "t": "still open"}
+
+
+async def test_the_text_cap_counts_utf8_bytes_not_characters(server: ServerProcess) -> None:
+    limit = Settings().max_text_bytes
+    padding = len(json.dumps({"type": "ping", "t": ""}))
+    # "é" is two bytes: the over-long ping has fewer characters than the limit
+    at_limit = json.dumps({"type": "ping", "t": "é" * ((limit - padding) // 2)}, ensure_ascii=False)
+    over_limit = json.dumps({"type": "ping", "t": "é" * (limit // 2)}, ensure_ascii=False)
+    assert len(at_limit.encode()) <= limit < len(over_limit.encode()) and len(over_limit) < limit
+    async with connect(server) as client:
+        await client.send(over_limit)
+        refusal = await receive(client)
+        assert (refusal["type"], refusal["code"]) == ("error", "too_large")
+        await client.send(at_limit)
+        assert (await receive(client))["type"] == "pong"
 
 
 def test_a_display_name_is_measured_before_its_characters_are_read() -> None:
