@@ -4,13 +4,16 @@ client in a process of its own, and one-request-per-snapshot HTTP clients, each 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import json
 import multiprocessing
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
 
 import httpx
 import websockets
@@ -126,17 +129,19 @@ async def ws_receive(ws: websockets.ClientConnection, pending: dict[int, tuple[f
             tally.answer(sent_at, message, stroke_end)
 
 
-def flood(url: str, frame: bytes, seconds: float, sent: multiprocessing.sharedctypes.Synchronized) -> None:
+FLOODER_START_TIMEOUT_S = 60.0  # a spawned interpreter importing websockets on a busy machine
+
+
+def flood(url: str, frame: bytes, connected: Event, stop: Event) -> None:
     """Runs in a process of its own, so the flood loads the server and not this client: sends
-    as fast as the socket takes frames and reads whatever comes back."""
+    as fast as the socket takes frames until stopped, and reads whatever comes back."""
 
     async def send_all() -> None:
         async with websockets.connect(url, max_size=None) as ws:
             reader = asyncio.create_task(drain_answers(ws))
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
+            connected.set()
+            while not stop.is_set():
                 await ws.send(frame)
-                sent.value += 1
             reader.cancel()
 
     async def drain_answers(ws: websockets.ClientConnection) -> None:
@@ -146,18 +151,22 @@ def flood(url: str, frame: bytes, seconds: float, sent: multiprocessing.sharedct
     asyncio.run(send_all())
 
 
-async def flooding(url: str, frame: bytes, window: Window) -> float:
-    """Frames per second the flooder sent during the window."""
+@contextlib.asynccontextmanager
+async def flooding(url: str, frame: bytes) -> AsyncIterator[None]:
+    """A flooder already connected and sending when the block starts. What it sent is no
+    measure of its load: the kernel's socket buffers take thousands of frames at once, then
+    the server reads them at its own pace."""
     context = multiprocessing.get_context("spawn")
-    sent = context.Value("q", 0)
-    process = context.Process(target=flood, args=(url, frame, window.end - time.perf_counter(), sent), daemon=True)
+    connected, stop = context.Event(), context.Event()
+    process = context.Process(target=flood, args=(url, frame, connected, stop), daemon=True)
     process.start()
-    await sleep_until(window.start)
-    at_start = sent.value
-    await sleep_until(window.end)
-    rate = (sent.value - at_start) / (window.end - window.start)
-    await asyncio.to_thread(process.join, 10)
-    return rate
+    try:
+        if not await asyncio.to_thread(connected.wait, FLOODER_START_TIMEOUT_S):
+            raise RuntimeError("the flooder did not connect")
+        yield
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 10)
 
 
 # -- one-request-per-snapshot HTTP clients------------------------------------------------------
