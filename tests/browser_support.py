@@ -249,3 +249,28 @@ def save_screenshot(page: Page, name: str, tmp_path: Path) -> Path:
     path = folder / name
     page.screenshot(path=str(path))
     return path
+
+
+def connected_page(context: BrowserContext, base_url: str) -> Page:
+    """The drawing page, once its socket is connected."""
+    page = open_page(context, base_url + "/")
+    wait_connected(page)
+    return page
+
+
+def draw_digit(page: Page, digit: int) -> None:
+    """Draws one of DIGIT_STROKES with the mouse, without waiting for its answer."""
+    for stroke in DIGIT_STROKES[digit]:
+        mouse_stroke(page, stroke)
+
+
+def meter_values(page: Page) -> list[float]:
+    """The ten bars' values, as the page tells assistive technology."""
+    return page.eval_on_selector_all(
+        "#bars [role=meter]", "meters => meters.map(m => Number(m.getAttribute('aria-valuenow')))"
+    )
+
+
+def stats(page: Page) -> dict:
+    """The page's own counters (window.digitstream.stats)."""
+    return page.evaluate("window.digitstream.stats")

@@ -1,4 +1,5 @@
-"""The drawing page in real Chromium: mouse and touch strokes, streaming, bars, reconnects.
+"""The drawing page in real Chromium: mouse and touch strokes, streaming, bars (its connection
+failing: test_browser_connection.py).
 
 Digits are drawn as strokes through real input events (no injected images), at a size and pen
 width like a person's. The page exposes a read-only `window.digitstream` hook so the tests can
@@ -12,11 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser_support import (
     DESKTOP,
@@ -27,12 +27,14 @@ from tests.browser_support import (
     Stroke,
     arc,
     assert_no_page_errors,
+    connected_page,
     densify,
+    draw_digit,
+    meter_values,
     mouse_stroke,
-    open_page,
     save_screenshot,
+    stats,
     to_screen,
-    wait_connected,
     wait_settled,
 )
 from tests.support import ServerProcess
@@ -43,27 +45,6 @@ pytestmark = pytest.mark.browser
 # ---- Browser plumbing -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restartable_server(
-    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Future[ServerProcess]]:
-    """A server of its own for the restart test (stopping the shared one would break other
-    tests), started in the background once the shared one is up (not competing with its
-    startup), so its own startup overlaps the drawing tests instead of adding to them."""
-    own = ServerProcess(log_path=tmp_path_factory.mktemp("restartable") / "server.log")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        starting = pool.submit(own.start)
-        yield starting
-        starting.exception()  # wait for the start to finish before stopping
-        own.stop()
-
-
-def connected_page(context: BrowserContext, base_url: str) -> Page:
-    page = open_page(context, base_url + "/")
-    wait_connected(page)
-    return page
-
-
 @pytest.fixture(scope="module")
 def desktop(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     context = browser.new_context(viewport=DESKTOP, color_scheme="light")
@@ -71,21 +52,6 @@ def desktop(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     yield page
     assert_no_page_errors(page)
     context.close()
-
-
-def draw_digit(page: Page, digit: int) -> None:
-    for stroke in DIGIT_STROKES[digit]:
-        mouse_stroke(page, stroke)
-
-
-def meter_values(page: Page) -> list[float]:
-    return page.eval_on_selector_all(
-        "#bars [role=meter]", "meters => meters.map(m => Number(m.getAttribute('aria-valuenow')))"
-    )
-
-
-def stats(page: Page) -> dict:
-    return page.evaluate("window.digitstream.stats")
 
 
 def clear(page: Page) -> None:
@@ -179,6 +145,24 @@ def test_a_stroke_that_leaves_the_pad_ends_cleanly(desktop: Page) -> None:
     assert desktop.evaluate("window.digitstream.strokeCount") == 2
 
 
+def test_a_cancelled_stroke_keeps_the_ink_drawn_and_adds_none(desktop: Page) -> None:
+    clear(desktop)
+    # A cancelled pointer carries no position (Chromium reports 0, 0): a line to the pad's
+    # corner would cross this spot.
+    ink_on_the_way_to_the_corner = """() => {
+      const pad = document.querySelector('#pad');
+      const at = Math.round(pad.width * 0.2);
+      return pad.getContext('2d').getImageData(at, at, 1, 1).data[3];
+    }"""
+    desktop.eval_on_selector("#pad", "pad => pad.addEventListener('pointerdown', (e) => (window.pen = e.pointerId))")
+    cancel = "document.querySelector('#pad').dispatchEvent(new PointerEvent('pointercancel', {pointerId: window.pen}))"
+    mouse_stroke(desktop, [(0.5, 0.5), (0.6, 0.7)], before_up=lambda: desktop.evaluate(cancel))
+    assert desktop.evaluate("window.digitstream.isDrawing") is False
+    assert desktop.evaluate("window.digitstream.strokeCount") == 1
+    wait_settled(desktop)
+    assert desktop.evaluate(ink_on_the_way_to_the_corner) == 0
+
+
 def test_the_top_digit_is_marked_on_its_bar(desktop: Page, tmp_path: Path) -> None:
     clear(desktop)
     draw_digit(desktop, 7)
@@ -259,128 +243,3 @@ def test_touch_drawing_on_a_phone_streams_and_never_scrolls(
     assert page.evaluate("window.digitstream.isDrawing") is False
     assert_no_page_errors(page)
     context.close()
-
-
-# ---- Failure modes ----------------------------------------------------------------------
-
-
-# A stand-in for the server's socket, so a test can answer out of order on purpose.
-FAKE_WEBSOCKET = """
-window.fakeSockets = [];
-window.WebSocket = class FakeWebSocket extends EventTarget {
-  constructor(url) {
-    super();
-    Object.assign(this, { url, readyState: 0, bufferedAmount: 0, binaryType: 'blob', sent: [] });
-    fakeSockets.push(this);
-    setTimeout(() => { this.readyState = 1; this.dispatchEvent(new Event('open')); });
-  }
-  send(data) { this.sent.push(typeof data === 'string' ? JSON.parse(data) : 'snapshot'); }
-  close() { this.readyState = 3; this.dispatchEvent(new Event('close')); }
-  answer(message) { this.dispatchEvent(new MessageEvent('message', { data: JSON.stringify(message) })); }
-};
-"""
-
-
-def wait_sent(page: Page) -> None:
-    """Until every snapshot the page rendered is encoded and sent."""
-    page.wait_for_function("!window.digitstream.sending", timeout=WAIT_MS)
-
-
-def fake_prediction(seq: int, digit: int | None) -> dict:
-    probabilities = [0.0] * 10
-    if digit is not None:
-        probabilities[digit] = 1.0
-    return {
-        "type": "prediction",
-        "seq": seq,
-        "empty": digit is None,
-        "digit": digit,
-        "confidence": 0.0 if digit is None else 1.0,
-        "probabilities": probabilities,
-        "preview": None,
-        "timing": {"queue_ms": 0, "inference_ms": 0, "total_ms": 0},
-    }
-
-
-def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerProcess) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(FAKE_WEBSOCKET)
-    page = connected_page(context, server.base_url)
-
-    def answer(seq, digit):
-        return page.evaluate("message => fakeSockets[0].answer(message)", fake_prediction(seq, digit))
-
-    prediction = page.locator("#prediction")
-
-    draw_digit(page, 7)
-    wait_sent(page)
-    sent = page.evaluate("window.digitstream.sentSeq")
-    assert sent == page.evaluate("fakeSockets[0].sent.filter(m => m === 'snapshot').length") > 2
-    answer(sent - 1, 7)
-    expect(prediction).to_have_attribute("data-digit", "7")
-    answer(sent - 2, 1)  # older than the one shown: ignored
-    expect(prediction).to_have_attribute("data-digit", "7")
-
-    page.keyboard.press("Escape")  # clear: a control message and a blank snapshot
-    wait_sent(page)
-    assert {"type": "clear"} in page.evaluate("fakeSockets[0].sent")
-    assert page.evaluate("window.digitstream.sentSeq") == sent + 1
-    answer(sent, 4)  # newer, but about the cleared drawing: ignored
-    expect(prediction).to_have_attribute("data-digit", "")
-    assert page.evaluate("window.digitstream.lastSeq") == sent - 1
-    answer(sent + 1, None)
-    expect(prediction).to_have_attribute("data-digit", "")
-    assert page.evaluate("window.digitstream.settled")
-    assert_no_page_errors(page)
-    context.close()
-
-
-def test_without_websockets_the_page_classifies_over_http(browser: Browser, server: ServerProcess) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script("delete window.WebSocket")
-    page = context.new_page()
-    page.goto(server.base_url + "/")
-    expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
-    draw_digit(page, 7)
-    wait_settled(page)
-    expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
-    expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
-    assert sum(meter_values(page)) == pytest.approx(100, abs=1.5)
-    expect(page.locator("#preview")).to_be_visible()
-    context.close()
-
-
-def test_page_reconnects_and_resends_after_a_server_restart(
-    browser: Browser, restartable_server: Future[ServerProcess]
-) -> None:
-    server = restartable_server.result(timeout=180)
-    context = browser.new_context(viewport=DESKTOP)
-    try:
-        page = connected_page(context, server.base_url)
-        draw_digit(page, 7)
-        wait_settled(page)
-        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
-
-        server.stop()
-        expect(page.locator("#status")).to_have_attribute(
-            "data-state", re.compile("reconnecting|offline"), timeout=WAIT_MS
-        )
-        # The old answer stays, dimmed, and the page says plainly why.
-        expect(page.locator("#connection-notice")).to_contain_text("server cannot be reached", timeout=WAIT_MS)
-        expect(page.locator("#connection-notice")).to_be_visible()
-        assert page.eval_on_selector(".results", "el => getComputedStyle(el).filter") == "grayscale(1)"
-        assert float(page.eval_on_selector(".bar.is-top .bar-fill", "el => getComputedStyle(el).opacity")) < 0.5
-        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
-        # Mark the shown answer, so only a fresh answer from the new server can replace it.
-        page.evaluate("document.querySelector('#prediction').dataset.digit = 'stale'")
-        server.start()  # a fresh process on the same port
-
-        expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
-        wait_settled(page)
-        expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
-        expect(page.locator("#connection-notice")).to_be_hidden()
-        assert stats(page)["connections"] == 2
-        assert stats(page)["resends"] == 1
-        assert_no_page_errors(page)
-    finally:
-        context.close()

@@ -121,6 +121,9 @@ stream.onStatus((s) => {
   const lost = LOST_STATES.has(s.state);
   document.body.dataset.connection = lost ? 'lost' : 'ok';
   setText($('connection-notice'), lost ? LOST_NOTICE[pad.isEmpty ? 'blank' : 'answered'] : '');
+  // A drawing finished while nothing could carry it goes out once HTTP may (sendDrawing skips
+  // a version already sent, and resolves false while there is still nowhere to send it).
+  if (lost && !pad.isEmpty && !pad.isDrawing) sendDrawing({ final: true });
 });
 
 function showBlank() {
@@ -160,5 +163,7 @@ Object.defineProperty(window, 'digitstream', {
   }),
 });
 
-attachClassroom({ stream, pad });
+// Started first: whatever goes wrong in classroom mode, the pad still gets its answers. The
+// room's 'open' listener is still in time, as a socket opens in a later task.
 stream.start();
+attachClassroom({ stream, pad });

@@ -101,7 +101,8 @@ export class DrawingPad extends EventTarget {
 
   #onUp(e) {
     if (e.pointerId !== this.#pointerId) return;
-    if (e.type !== 'lostpointercapture') this.#addPoint(e);
+    // A cancelled pointer has no position (Chromium and Safari report 0, 0): only an up adds one.
+    if (e.type === 'pointerup') this.#addPoint(e);
     this.#endStroke(true);
   }
 

@@ -24,7 +24,7 @@ export class ReconnectingSocket extends DetailEvents {
   #socket = null;
   #state = 'connecting';
   #rttMs = null;
-  #attempts = 0;           // failed connection attempts since the last open
+  #attempts = 0;           // connections that failed or ended since one was last answered
   #everOpened = false;
   #retryTimer = null;
   #pingTimer = null;
@@ -51,7 +51,7 @@ export class ReconnectingSocket extends DetailEvents {
 
   start() {
     window.addEventListener('online', () => this.reconnectNow());
-    window.addEventListener('offline', () => this.#socket?.close());
+    window.addEventListener('offline', () => this.#abandon());
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.reconnectNow();
     });
@@ -106,7 +106,6 @@ export class ReconnectingSocket extends DetailEvents {
 
   #onOpen(socket) {
     if (socket !== this.#socket) return;
-    this.#attempts = 0;
     this.#everOpened = true;
     this.#pingUnansweredSince = null;
     this.#setState('connected');
@@ -126,6 +125,9 @@ export class ReconnectingSocket extends DetailEvents {
     }
     if (message === null || typeof message !== 'object') return;
     if (message.type === 'pong' && typeof message.t === 'number') {
+      // Backoff restarts only once the server answers: a server that accepts and then refuses
+      // (full, shutting down) must not be retried at the first step's pace forever.
+      this.#attempts = 0;
       this.#rttMs = performance.now() - message.t;
       this.#emitStatus();
     }
@@ -144,11 +146,20 @@ export class ReconnectingSocket extends DetailEvents {
     // Judged by an unanswered ping, not by silence: background tabs run this timer only once
     // a minute, and a quiet but healthy socket must not be dropped for it.
     if (this.#pingUnansweredSince !== null) {
-      if (performance.now() - this.#pingUnansweredSince > PONG_TIMEOUT_MS) this.#socket.close();
-      return;   // 'close' follows and reconnects
+      if (performance.now() - this.#pingUnansweredSince > PONG_TIMEOUT_MS) this.#abandon();
+      return;
     }
     this.#pingUnansweredSince = performance.now();
     this.sendJson({ type: 'ping', t: this.#pingUnansweredSince });
+  }
+
+  /** Gives up on the socket now: on a dead network path its close handshake would hold the
+   *  'close' event back for up to a minute, with the page claiming to be connected. */
+  #abandon() {
+    const socket = this.#socket;
+    if (socket === null) return;
+    socket.close();
+    this.#onClose(socket);
   }
 
   #scheduleReconnect() {
