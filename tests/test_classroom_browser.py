@@ -21,7 +21,9 @@ from tests.browser_support import (
     assert_no_page_errors,
     class_of,
     draw,
+    join_by_link,
     new_page,
+    open_page,
     start_class,
 )
 from tests.support import ServerProcess
@@ -110,6 +112,8 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
         expect(ben.locator("#room-notice")).to_contain_text("removed", timeout=WAIT_MS)
         expect(ben.locator("#join-class")).to_be_visible(timeout=WAIT_MS)
         expect(ben_tile).to_have_count(0, timeout=WAIT_MS)
+        # The focus that was on Ben's Remove moves to a neighbour's, not back to the page's top.
+        expect(dashboard.locator(".tile-remove:focus")).to_have_count(1)
         expect(dashboard.locator("#announcer")).to_have_text("Ben left.", timeout=WAIT_MS)
 
         # End the class (two clicks): Ann is told, the dashboard goes back to its start.
@@ -120,6 +124,49 @@ def test_a_class_with_two_student_pages_and_a_dashboard(browser: Browser, server
         for page in (dashboard, ann, ben):
             assert_no_page_errors(page)
     for page in (dashboard, ann, ben):
+        page.context.close()
+
+
+# As Chromium with every cookie blocked: each touch of Web Storage throws.
+BLOCKED_STORAGE = """
+for (const area of ['localStorage', 'sessionStorage']) {
+  Object.defineProperty(window, area, {
+    get() { throw new DOMException('The operation is insecure.', 'SecurityError'); },
+  });
+}
+"""
+
+
+def test_a_browser_that_blocks_storage_still_teaches_joins_and_draws(browser: Browser, server: ServerProcess) -> None:
+    pages = []
+    for url, viewport in ((f"{server.base_url}/classroom", DESKTOP), ("about:blank", PHONE)):
+        context = browser.new_context(viewport=viewport)
+        context.add_init_script(BLOCKED_STORAGE)
+        pages.append(open_page(context, url))
+    dashboard, student = pages
+    code = start_class(dashboard)
+    join_by_link(student, server.base_url, code, "Lou")
+    draw(student, SEVEN)
+    expect(tile(dashboard, "Lou")).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
+    for page in pages:
+        assert_no_page_errors(page)
+        page.context.close()
+
+
+def test_keyboard_focus_moves_to_leave_once_joined_and_back_once_left(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    student = new_page(browser, f"{server.base_url}/", PHONE)
+    student.click("#join-class")
+    student.fill("#join-code", code)
+    student.fill("#join-name", "Kim")
+    student.press("#join-name", "Enter")
+    expect(student.locator("#room-leave")).to_be_focused(timeout=WAIT_MS)
+    student.keyboard.press("Enter")
+    expect(student.locator("#join-class")).to_be_focused(timeout=WAIT_MS)
+    expect(student.locator("#room-banner")).to_be_hidden()
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
         page.context.close()
 
 

@@ -1,6 +1,6 @@
 """The classroom when the network misbehaves, in real Chromium against the real server: a
-rate-limited dashboard waits instead of forgetting its class, a phone whose socket drops
-gets its seat back, and two students with one name are told apart.
+rate-limited dashboard waits instead of forgetting its class, a refused rejoin is tried again,
+a phone whose socket drops gets its seat back, and two students with one name are told apart.
 
 Playwright's WebSocket routing sits between page and server (every frame still reaches the
 real server) so a test can drop a connection or answer one frame itself at a chosen moment.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import pytest
@@ -48,6 +49,50 @@ def rate_limited() -> str:
     )
 
 
+def classroom_unavailable() -> str:
+    """As a server whose Redis is briefly unreachable answers a join: no retry_after."""
+    return json.dumps(
+        {
+            "type": "error",
+            "code": "classroom_unavailable",
+            "message": "Classes are unavailable right now; drawing still works. Try again in a moment.",
+        }
+    )
+
+
+# Real sockets to the real server, held in their handshake until the test calls
+# letSocketsOpen(): a phone on a slow or still-connecting network.
+HELD_SOCKETS = """
+const RealWebSocket = window.WebSocket;
+const held = [];
+window.letSocketsOpen = () => { window.socketsMayOpen = true; for (const open of held.splice(0)) open(); };
+window.WebSocket = class HeldWebSocket extends EventTarget {
+  #real = null;
+  constructor(url) {
+    super();
+    Object.assign(this, { url, readyState: 0, bufferedAmount: 0, binaryType: 'blob' });
+    const open = () => {
+      this.#real = new RealWebSocket(url);
+      this.#real.binaryType = this.binaryType;
+      for (const type of ['open', 'message', 'close']) {
+        this.#real.addEventListener(type, (e) => {
+          this.readyState = this.#real.readyState;
+          this.dispatchEvent(new e.constructor(e.type, e));
+        });
+      }
+    };
+    if (window.socketsMayOpen) open(); else held.push(open);
+  }
+  send(data) { this.#real.send(data); }
+  close() {
+    if (this.#real) return this.#real.close();
+    this.readyState = 3;
+    this.dispatchEvent(new Event('close'));
+  }
+};
+"""
+
+
 def stored(page: Page, key: str) -> dict | None:
     return page.evaluate(f"JSON.parse(sessionStorage.getItem('{key}'))")
 
@@ -81,7 +126,10 @@ def test_a_rate_limited_dashboard_keeps_its_class_and_comes_back(browser: Browse
     context.close()
 
 
-def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Browser, server: ServerProcess) -> None:
+@pytest.mark.parametrize("refusal", [rate_limited, classroom_unavailable])
+def test_a_refused_rejoin_waits_and_rejoins_without_the_dialog(
+    browser: Browser, server: ServerProcess, refusal: Callable[[], str]
+) -> None:
     dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
     code = start_class(dashboard)
     connections: list[WebSocketRoute] = []
@@ -92,10 +140,10 @@ def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Bro
         upstream = ws.connect_to_server()
 
         def from_page(message: str | bytes) -> None:
-            # The second connection's first join is refused as a limited network would be.
+            # The second connection's first join is refused, to be tried again later.
             if len(connections) == 2 and not refused and isinstance(message, str) and '"join"' in message:
                 refused.append(message)
-                ws.send(rate_limited())
+                ws.send(refusal())
                 return
             upstream.send(message)
 
@@ -107,7 +155,7 @@ def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Bro
     join_by_link(student, server.base_url, code, "Ana")
     draw(student, SEVEN)
     connections[0].close()  # the Wi-Fi drops
-    # Until the rejoin is let in (retry_after later) the dashboard has no present Ana: her tile
+    # Until the rejoin is let in (seconds later) the dashboard has no present Ana: her tile
     # is gone, or kept as away where the server holds seats.
     present = dashboard.locator(".tile:not([data-away=true])")
     expect(present).to_have_count(0, timeout=WAIT_MS)
@@ -116,6 +164,32 @@ def test_a_rate_limited_rejoin_waits_and_rejoins_without_the_dialog(browser: Bro
     expect(student.locator("#room-banner")).to_be_visible()
     expect(student.locator("#join-dialog")).to_be_hidden()
     assert student.evaluate("window.digitstream.strokeCount") == 1
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
+        page.context.close()
+
+
+@pytest.mark.parametrize("right_code", [True, False])
+def test_a_join_asked_for_before_the_socket_opens_goes_out_once_it_does(
+    browser: Browser, server: ServerProcess, right_code: bool
+) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard) if right_code else "ZZZZZZZZ"
+    context = browser.new_context(viewport=PHONE)
+    context.add_init_script(HELD_SOCKETS)
+    student = open_page(context, f"{server.base_url}/?room={code}")
+    expect(student.locator("#join-dialog")).to_be_visible(timeout=WAIT_MS)
+    student.fill("#join-name", "Ana")
+    student.click("#join-dialog button[type=submit]")
+    expect(student.locator("#join-error")).to_contain_text("Not connected yet")
+    student.evaluate("letSocketsOpen()")
+    if right_code:
+        expect(student.locator("#room-banner")).to_be_visible(timeout=WAIT_MS)
+        expect(student.locator("#join-dialog")).to_be_hidden()
+    else:
+        # Her own join, refused: said in the dialog she is looking at, not as a lost class.
+        expect(student.locator("#join-error")).to_have_text("No open class has that code.", timeout=WAIT_MS)
+        expect(student.locator("#room-notice")).to_have_text("")
     for page in (dashboard, student):
         assert_no_page_errors(page)
         page.context.close()

@@ -82,6 +82,7 @@ export class TileGrid {
       const tile = this.#tiles.get(id);
       if (!tile) continue;
       left.push(tile.data.name);
+      if (tile.element.contains(document.activeElement)) this.#focusNear(tile.element);
       tile.element.remove();
       this.#tiles.delete(id);
     }
@@ -96,6 +97,12 @@ export class TileGrid {
     }
     if (joined.length > 0 || left.length > 0 || this.#container.style.getPropertyValue('--cols') === '') this.layout();
     return { joined, left };
+  }
+
+  /** Keeps keyboard focus in the grid when the tile holding it goes (its Remove was pressed). */
+  #focusNear(element) {
+    const neighbour = element.nextElementSibling ?? element.previousElementSibling;
+    (neighbour?.querySelector('.tile-remove') ?? this.#container).focus();
   }
 
   #add(data) {

@@ -10,6 +10,7 @@
 import { TileGrid } from './classroom-tiles.js';
 import { ReconnectingSocket } from './socket.js';
 import { setText } from './status.js';
+import { tabStorage } from './storage.js';
 
 const STORAGE_KEY = 'digitstream.classroom';
 const CONFIRM_MS = 4000;
@@ -55,7 +56,7 @@ function buildPromptButtons() {
 
 function saved() {
   try {
-    const value = JSON.parse(sessionStorage.getItem(STORAGE_KEY));
+    const value = JSON.parse(tabStorage.get(STORAGE_KEY));
     return typeof value?.room === 'string' && typeof value?.secret === 'string' ? value : null;
   } catch {
     return null;
@@ -73,7 +74,7 @@ function showStart(message = '') {
   connection?.stop();
   connection = null;
   keys = null;
-  sessionStorage.removeItem(STORAGE_KEY);
+  tabStorage.remove(STORAGE_KEY);
   history.replaceState(null, '', location.pathname);
   $('room').hidden = true;
   $('start').hidden = false;
@@ -87,7 +88,7 @@ async function createRoom() {
     const response = await fetch('api/rooms', { method: 'POST' });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error ?? response.statusText);
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ room: body.room, secret: body.secret }));
+    tabStorage.set(STORAGE_KEY, JSON.stringify({ room: body.room, secret: body.secret }));
     location.hash = body.room;
     openRoom({ room: body.room, secret: body.secret });
   } catch (error) {

@@ -5,10 +5,15 @@
 // the tile keeps its place) and the drawing is classified exactly as in single-user mode.
 // All user text reaches the page through textContent.
 
+import { siteStorage, tabStorage } from './storage.js';
+
 const MEMBERSHIP_KEY = 'digitstream.room';   // sessionStorage {room, name, asked, rejoin}: a reload rejoins
 const NAME_KEY = 'digitstream.name';         // localStorage: the name is offered again next time
 const MAX_NAME_LENGTH = 32;
-const JOIN_ERRORS = new Set(['room_not_found', 'room_full', 'bad_name', 'rate_limited']);
+const JOIN_ERRORS = new Set(['room_not_found', 'room_full', 'bad_name', 'rate_limited', 'classroom_unavailable']);
+/** Refusals an automatic rejoin waits out (seconds, where the server names no retry_after). */
+const RETRY_DEFAULT_S = { rate_limited: 60, classroom_unavailable: 3 };
+const WAITING_TO_JOIN = 'Not connected yet: you join as soon as the connection is back.';
 const GOODBYES = {
   removed: 'The teacher removed you from the class. You can keep drawing on your own.',
   closed: 'The class has ended. You can keep drawing on your own.',
@@ -39,7 +44,7 @@ class JoinDialog {
     });
     this.name = el('input', {
       id: 'join-name', name: 'name', required: true, maxLength: MAX_NAME_LENGTH, autocomplete: 'nickname',
-      value: localStorage.getItem(NAME_KEY) ?? '',
+      value: siteStorage.get(NAME_KEY) ?? '',
     });
     this.error = el('p', { id: 'join-error', className: 'join-error', role: 'alert' });
     const cancel = el('button', { type: 'button', textContent: 'Cancel' });
@@ -52,7 +57,7 @@ class JoinDialog {
       el('div', { className: 'join-buttons' }, cancel, el('button', { type: 'submit', className: 'primary', textContent: 'Join' })));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
-      localStorage.setItem(NAME_KEY, this.name.value.trim());
+      siteStorage.set(NAME_KEY, this.name.value.trim());
       onSubmit(this.code.value, this.name.value);
     });
     this.element = el('dialog', { id: 'join-dialog', className: 'join-dialog' }, form);
@@ -65,6 +70,8 @@ class JoinDialog {
     if (!this.element.open) this.element.showModal();
     (code ? this.name : this.code).focus();
   }
+
+  say(error) { this.error.textContent = error; }
 
   close() { if (this.element.open) this.element.close(); }
 }
@@ -79,10 +86,10 @@ class RoomBanner {
     this.prompt = el('p', { id: 'room-prompt', className: 'room-prompt' });
     this.prompt.setAttribute('aria-live', 'polite');
     this.notice = el('p', { id: 'room-notice', className: 'room-notice', role: 'status' });
-    const leave = el('button', { id: 'room-leave', type: 'button', textContent: 'Leave' });
-    leave.addEventListener('click', onLeave);
+    this.leave = el('button', { id: 'room-leave', type: 'button', textContent: 'Leave' });
+    this.leave.addEventListener('click', onLeave);
     this.bar = el('div', { id: 'room-banner', className: 'room-banner', hidden: true },
-      this.prompt, el('p', { className: 'room-where' }, 'Class ', this.code, ' · ', this.name), leave);
+      this.prompt, el('p', { className: 'room-where' }, 'Class ', this.code, ' · ', this.name), this.leave);
     this.element = el('section', { className: 'room-strip', ariaLabel: 'Class' }, this.bar, this.notice);
   }
 
@@ -132,7 +139,8 @@ export function attachClassroom({ stream, pad }) {
     membership = { ...membership, ...next, joined: false };
     const message = { type: 'join', room: membership.room, name: membership.asked };
     if (membership.rejoin) message.rejoin = membership.rejoin;
-    stream.sendControl(message);
+    // Unsent, it goes out from onOpen below, still counted as the student's own join.
+    if (!stream.sendControl(message) && !membership.automatic) dialog.say(WAITING_TO_JOIN);
   }
 
   function leave(goodbye) {
@@ -140,16 +148,19 @@ export function attachClassroom({ stream, pad }) {
     if (membership?.joined && !goodbye) stream.sendControl({ type: 'leave' });
     membership = null;
     prompt = null;
-    sessionStorage.removeItem(MEMBERSHIP_KEY);
+    tabStorage.remove(MEMBERSHIP_KEY);
+    const leaving = banner.bar.contains(document.activeElement);
     opener.hidden = false;
     banner.say(goodbye);
+    if (leaving) opener.focus();   // the focused Leave button is hidden now
   }
 
   function refused({ code, message, retry_after: retryAfter }) {
     // An automatic rejoin (reconnect, reload) explains itself beside the drawing; only a join
     // the student just asked for reopens the dialog.
-    if (membership.automatic && code === 'rate_limited') {
-      retryTimer = setTimeout(() => join({ automatic: true }), Math.max(1, Number(retryAfter) || 60) * 1000);
+    if (membership.automatic && code in RETRY_DEFAULT_S) {
+      const delayS = Math.max(1, Number(retryAfter) || RETRY_DEFAULT_S[code]);
+      retryTimer = setTimeout(() => join({}), delayS * 1000);
       return;
     }
     const room = membership.room;
@@ -158,7 +169,7 @@ export function attachClassroom({ stream, pad }) {
     if (!automatic) dialog.open({ code: room, error: message });
   }
 
-  stream.onOpen(() => { if (membership) join({ automatic: true }); });
+  stream.onOpen(() => { if (membership) join({}); });
 
   stream.onPrediction((answer) => {
     digit = answer.empty ? null : answer.digit;
@@ -168,17 +179,21 @@ export function attachClassroom({ stream, pad }) {
   stream.onMessage((message) => {
     switch (message.type) {
       case 'joined':
+        // Joined once, any later join (reconnect, reload) is automatic.
         membership = {
-          ...membership, room: message.room, name: message.name, rejoin: message.rejoin ?? null, joined: true,
+          ...membership, room: message.room, name: message.name, rejoin: message.rejoin ?? null,
+          joined: true, automatic: true,
         };
         membership.asked ??= message.name;
-        sessionStorage.setItem(MEMBERSHIP_KEY, JSON.stringify({
+        tabStorage.set(MEMBERSHIP_KEY, JSON.stringify({
           room: membership.room, name: membership.name, asked: membership.asked, rejoin: membership.rejoin,
         }));
         history.replaceState(null, '', location.pathname);
+        const fromDialog = dialog.element.open;
         dialog.close();
         opener.hidden = true;
         banner.show(membership);
+        if (fromDialog) banner.leave.focus();   // the opener that would get focus back is hidden
         prompt = message.prompt;
         banner.showPrompt(prompt, digit);
         break;
@@ -203,7 +218,7 @@ export function attachClassroom({ stream, pad }) {
 
   let saved = null;
   try {
-    saved = JSON.parse(sessionStorage.getItem(MEMBERSHIP_KEY) ?? 'null');
+    saved = JSON.parse(tabStorage.get(MEMBERSHIP_KEY) ?? 'null');
   } catch { /* a damaged entry is no membership */ }
   const linked = new URLSearchParams(location.search).get('room');
   const sameClass = saved?.room && (!linked || formatCode(linked) === formatCode(saved.room));
