@@ -132,23 +132,24 @@ async def ws_receive(ws: websockets.ClientConnection, pending: dict[int, tuple[f
 FLOODER_START_TIMEOUT_S = 60.0  # a spawned interpreter importing websockets on a busy machine
 
 
-def flood(url: str, frame: bytes, connected: Event, stop: Event) -> None:
+def flood(url: str, frame: bytes, connected: Event) -> None:
     """Runs in a process of its own, so the flood loads the server and not this client: sends
-    as fast as the socket takes frames until stopped, and reads whatever comes back."""
+    as fast as the socket takes frames until killed, and reads whatever comes back."""
 
-    async def send_all() -> None:
-        async with websockets.connect(url, max_size=None) as ws:
-            reader = asyncio.create_task(drain_answers(ws))
-            connected.set()
-            while not stop.is_set():
-                await ws.send(frame)
-            reader.cancel()
+    async def send_forever(ws: websockets.ClientConnection) -> None:
+        while True:
+            await ws.send(frame)
 
     async def drain_answers(ws: websockets.ClientConnection) -> None:
         async for _ in ws:
             pass
 
-    asyncio.run(send_all())
+    async def flood_forever() -> None:
+        async with websockets.connect(url, max_size=None) as ws:
+            connected.set()
+            await asyncio.gather(send_forever(ws), drain_answers(ws))
+
+    asyncio.run(flood_forever())
 
 
 @contextlib.asynccontextmanager
@@ -157,16 +158,18 @@ async def flooding(url: str, frame: bytes) -> AsyncIterator[None]:
     measure of its load: the kernel's socket buffers take thousands of frames at once, then
     the server reads them at its own pace."""
     context = multiprocessing.get_context("spawn")
-    connected, stop = context.Event(), context.Event()
-    process = context.Process(target=flood, args=(url, frame, connected, stop), daemon=True)
+    connected = context.Event()
+    process = context.Process(target=flood, args=(url, frame, connected), daemon=True)
     process.start()
     try:
         if not await asyncio.to_thread(connected.wait, FLOODER_START_TIMEOUT_S):
             raise RuntimeError("the flooder did not connect")
         yield
     finally:
-        stop.set()
-        await asyncio.to_thread(process.join, 10)
+        # Killed, not asked to stop: its socket buffers hold seconds of frames the server would
+        # go on reading into the next run.
+        process.kill()
+        await asyncio.to_thread(process.join)
 
 
 # -- one-request-per-snapshot HTTP clients------------------------------------------------------
