@@ -338,30 +338,3 @@ async def test_a_seat_held_by_a_newer_connection_ignores_the_older(make_rooms) -
     await new_inbox.until(lambda m: {"type": "prompt", "digit": 6} in m)
     assert old_inbox.messages == []
     assert isinstance(new, Seat)
-
-
-# ---- Only in Redis: processes that stop, or only seem to ---------------------------------
-
-
-async def test_seats_of_a_process_that_stops_go_away_and_one_taken_for_dead_takes_them_back(redis_server) -> None:
-    async with redis.Redis.from_url(redis_server.url) as client:
-        await client.flushdb()
-    first, second = RedisRooms(redis_server.url, **SIZES), RedisRooms(redis_server.url, **SIZES)
-    await first.start()
-    await second.start()
-    try:
-        room, _ = await first.create(ADDRESS)
-        seat = await room.join("Ana", Inbox())
-        other_view = await second.get(room.code)
-        assert other_view is not None
-        # What another process's sweep does once this one's heartbeat lapses.
-        await second.drop(room.code, seat.id, f"{first.process}:")
-        assert (await tile_in(other_view, seat.id)).away
-        await seat.update(result(8))  # it was only slow: its next answer takes the seat back
-        tile = await tile_in(other_view, seat.id)
-        assert (tile.away, tile.digit) == (False, 8)
-        await first.stop()  # stops beating: the survivor's sweep marks the seat away
-        await second.sweep()
-        assert (await tile_in(other_view, seat.id)).away
-    finally:
-        await second.stop()

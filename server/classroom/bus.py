@@ -151,6 +151,8 @@ class Bus:
                 watch.mark()
         with contextlib.suppress(ClassroomUnavailable):
             for code in await self._rooms_lost(list(self._fanouts)):
-                self._fanouts[code].dispatch(closed("expired"))
+                # its last seat or dashboard here may have gone while Redis was asked
+                if (lost := self._fanouts.get(code)) is not None:
+                    lost.dispatch(closed("expired"))
             for code in list(self._fanouts):
                 await self.sync(code)

@@ -1,7 +1,7 @@
 """Rooms in Redis (`--redis-url`): several server processes serve one class. Rooms, seats,
 prompts, tiles, rate limits and expiry live in Redis (scripts.py shows the layout); dashboard
-updates and teacher commands travel over pub/sub (bus.py). Each process beats a heartbeat, so
-when one dies the others mark its students away until they rejoin elsewhere.
+updates and teacher commands travel over pub/sub (bus.py). Each process beats a heartbeat
+(heartbeat.py), so when one dies the others mark its students away until they rejoin elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from server.classifier import Classification
 from server.classroom import fanout, messages, scripts
 from server.classroom.bus import Bus, Outage, dash_channel, seats_channel
 from server.classroom.codes import new_code, new_secret, normalize_code
+from server.classroom.heartbeat import Heartbeat
 from server.classroom.names import MAX_NAME_LENGTH
 from server.classroom.records import digest, text, tile_of, tile_record
 from server.classroom.rooms import (
@@ -40,11 +41,9 @@ from server.classroom.rooms import (
 )
 from server.classroom.tilebatch import TileBatch
 
-HEARTBEAT_S = 2.0
-PROCESS_TTL_MS = 6000  # three missed heartbeats and a process counts as dead
 REDIS_TIMEOUT_S = 2.0
 REDIS_CONNECTIONS = 32
-ACTIVE, UNCLAIMED, AWAY, PROCESSES = "ds:active", "ds:unclaimed", "ds:away", "ds:processes"
+ACTIVE, UNCLAIMED, AWAY = "ds:active", "ds:unclaimed", "ds:away"
 
 
 class RedisRoom:
@@ -67,7 +66,7 @@ class RedisRoom:
 
     async def join(self, name: str, deliver: Deliver, rejoin: object = None) -> Seat:
         rooms = self._rooms
-        holder = f"{rooms.process}:{secrets.token_hex(8)}"
+        holder = f"{rooms.heartbeat.process}:{secrets.token_hex(8)}"
         names = [
             part
             for candidate in unique_names(name, self.max_students, MAX_NAME_LENGTH)
@@ -97,13 +96,13 @@ class RedisRoom:
         student, name, token, prompt = (text(part) for part in result[1:])
         self._bus.fanout(self.code).hold(student, holder, deliver)
         await self._bus.sync(self.code)
-        await rooms.own_seat(self.code, student)
+        await rooms.heartbeat.hold(self.code, student)
         return Seat(self, student, name, token, holder, int(prompt) if prompt else None)
 
     async def update(self, seat: Seat, result: Classification) -> None:
         await self._rooms.tiles.write(
             f"{self.code} {seat.id}",
-            [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.own_seats],
+            [self._holders, self._tiles, ACTIVE, self._seats, AWAY, self._rooms.heartbeat.seats],
             [
                 seat.id,
                 seat.holder,
@@ -122,7 +121,8 @@ class RedisRoom:
         if departure is Departure.LEFT:
             await self._vacate(seat.id, "holder", seat.holder)
         else:
-            await self._rooms.drop(self.code, seat.id, seat.holder)
+            await self._rooms.drop(self.code, seat.id, seat.holder, reclaimable=False)
+        await self._rooms.heartbeat.let_go(self.code, seat.id)
 
     async def view(self) -> View:
         async with self._rooms.outage.guard(), self._rooms.client.pipeline(transaction=True) as pipe:
@@ -247,8 +247,8 @@ class RedisRooms:
         )
         self.client = redis.Redis.from_pool(pool)
         self.outage = Outage(url)
-        self.process = secrets.token_hex(6)
-        self.bus = Bus(self.client, self.outage, f"ds:process:{self.process}", self._missing)
+        self.heartbeat = Heartbeat(self.client, self.outage, clock, self._drop_for_dead)
+        self.bus = Bus(self.client, self.outage, f"ds:process:{self.heartbeat.process}", self._missing)
         self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
         self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
         self._tasks: list[asyncio.Task[None]] = []
@@ -256,15 +256,14 @@ class RedisRooms:
     async def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self.bus.run(), name="digitstream-room-events"),
-            asyncio.create_task(self._beat(), name="digitstream-heartbeat"),
+            asyncio.create_task(self.heartbeat.beat(), name="digitstream-heartbeat"),
         ]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.client.delete(f"ds:process:{self.process}")
+        await self.heartbeat.stop()
         await self.client.aclose()
 
     async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
@@ -316,19 +315,11 @@ class RedisRooms:
         for member in away:
             code, student = text(member).split(" ")  # type: ignore[arg-type]
             await RedisRoom(self, code)._vacate(student, "away", "")
-        await self._mark_dead_processes_away()
+        await self.heartbeat.mark_dead_away()
         return closed
 
-    @property
-    def own_seats(self) -> str:
-        """The seats this process holds, for whoever marks them away if it dies."""
-        return f"ds:process:{self.process}:seats"
-
-    async def own_seat(self, code: str, student: str) -> None:
-        async with self.outage.guard():
-            await self.client.sadd(self.own_seats, f"{code} {student}")
-
-    async def drop(self, code: str, student: str, holder_prefix: str) -> None:
+    async def drop(self, code: str, student: str, holder_prefix: str, *, reclaimable: bool) -> None:
+        """The seat goes away; `reclaimable`: its holder's next tile write takes it back."""
         room = RedisRoom(self, code)
         await self.run(
             "drop",
@@ -340,37 +331,16 @@ class RedisRooms:
                 code,
                 room._dash,
                 json.dumps(fanout.tiles(changed=[student])),
+                "1" if reclaimable else "0",
             ],
         )
 
-    async def _mark_dead_processes_away(self) -> None:
-        """Seats held by a process that stopped beating wait, away, for their students."""
-        async with self.outage.guard():
-            processes = [text(p) for p in await self.client.smembers(PROCESSES)]
-            async with self.client.pipeline(transaction=False) as pipe:
-                for process in processes:
-                    pipe.exists(f"ds:process:{process}")
-                alive = await pipe.execute()
-        for process, beating in zip(processes, alive):
-            if beating or process == self.process:
-                continue
-            async with self.outage.guard():
-                if not await self.client.srem(PROCESSES, process):
-                    continue  # another process is handling it
-                seats = await self.client.smembers(f"ds:process:{process}:seats")
-            for member in seats:
-                code, student = text(member).split(" ")
-                await self.drop(code, student, f"{process}:")
-            async with self.outage.guard():
-                await self.client.delete(f"ds:process:{process}:seats")
+    async def _drop_for_dead(self, code: str, student: str, holder_prefix: str) -> None:
+        await self.drop(code, student, holder_prefix, reclaimable=True)
 
     async def _open_rooms(self, by_address: str) -> int:
         codes = [text(code) for code in await self.client.smembers(by_address)]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for code in codes:
-                pipe.exists(f"ds:room:{code}")
-            exists = await pipe.execute()
-        gone = [code for code, there in zip(codes, exists) if not there]
+        gone = await self._missing(codes)
         if gone:
             await self.client.srem(by_address, *gone)
         return len(codes) - len(gone)
@@ -381,13 +351,3 @@ class RedisRooms:
                 pipe.exists(f"ds:room:{code}")
             exists = await pipe.execute()
         return [code for code, there in zip(codes, exists) if not there]
-
-    async def _beat(self) -> None:
-        key = f"ds:process:{self.process}"
-        while True:
-            with contextlib.suppress(ClassroomUnavailable):
-                async with self.outage.guard(), self.client.pipeline(transaction=False) as pipe:
-                    pipe.set(key, "1", px=PROCESS_TTL_MS)
-                    pipe.sadd(PROCESSES, self.process)
-                    await pipe.execute()
-            await asyncio.sleep(HEARTBEAT_S)

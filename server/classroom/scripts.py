@@ -66,15 +66,17 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 1
 """
 
-# The seat's connection ended: keep the seat, away, until a rejoin or the deadline.
-# KEYS: holders, seats, away. ARGV: id, holder prefix, deadline, code, dash channel, event
+# The seat's connection ended, or its process was taken for dead: keep the seat, away, until a
+# rejoin or the deadline. Only a process taken for dead (it may have been only slow) may take
+# the seat back; an ended connection's late tile write must not.
+# KEYS: holders, seats, away. ARGV: id, holder prefix, deadline, code, dash channel, event, reclaimable
 DROP = """
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if not holder or string.sub(holder, 1, #ARGV[2]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local seat = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
 seat['away'] = true
-seat['was'] = holder
+if ARGV[7] == '1' then seat['was'] = holder else seat['was'] = nil end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(seat))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4] .. ' ' .. ARGV[1])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
