@@ -1,6 +1,6 @@
 """Only in Redis: the processes that serve one class through a real redis-server, when one
-stops, only seems to (slow, or Redis was away), or a connection's last tile write comes late.
-Time is a test clock, so a heartbeat's lifetime passes exactly."""
+stops, only seems to (slow, or Redis was away), a connection's last tile write comes late, or
+Redis misses a release. Time is a test clock, so a heartbeat's lifetime passes exactly."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from server.classroom.bus import Bus, Outage
 from server.classroom.heartbeat import PROCESS_TTL_MS
 from server.classroom.redisrooms import RedisRooms
-from server.classroom.rooms import Departure
+from server.classroom.rooms import ClassroomUnavailable, Departure
 from tests.redisserver import RedisServer
 from tests.test_rooms import ADDRESS, SIZES, Clock, Inbox, result, tile_in
 
@@ -107,3 +107,32 @@ async def test_a_room_whose_last_seat_here_went_while_redis_was_asked_is_passed_
         # Redis came back empty: every room here was lost. A room no longer here must be
         # passed over: an error would end this process's room events for good, unlogged.
         await bus._recovered()
+
+
+async def unavailable(*args: object, **kwargs: object) -> None:
+    raise ClassroomUnavailable()
+
+
+async def test_a_leave_redis_missed_is_made_by_the_next_sweep(processes, monkeypatch) -> None:
+    first, _, _ = processes
+    room, _ = await first.create(ADDRESS)
+    seat = await room.join("Ana", Inbox())
+    with monkeypatch.context() as away:
+        away.setattr(first, "run", unavailable)  # Redis answers nothing
+        with pytest.raises(ClassroomUnavailable):
+            await seat.release(Departure.LEFT)
+    assert [tile.id for tile in (await room.view()).tiles] == [seat.id]
+    await first.sweep()
+    assert (await room.view()).tiles == []
+
+
+async def test_a_join_refused_after_redis_took_it_leaves_no_seat_held(processes, monkeypatch) -> None:
+    first, _, _ = processes
+    room, _ = await first.create(ADDRESS)
+    with monkeypatch.context() as away:
+        away.setattr(first.heartbeat, "hold", unavailable)  # Redis went away mid-join
+        with pytest.raises(ClassroomUnavailable):
+            await room.join("Ana", Inbox())
+    await first.sweep()
+    assert (await room.view()).tiles == []
+    assert (await room.join("Ana", Inbox())).name == "Ana"  # not "Ana 2"

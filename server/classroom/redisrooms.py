@@ -94,10 +94,18 @@ class RedisRoom:
         if status == "full":
             raise RoomFull()
         student, name, token, prompt = (text(part) for part in result[1:])
+        seat = Seat(self, student, name, token, holder, int(prompt) if prompt else None)
         self._bus.fanout(self.code).hold(student, holder, deliver)
-        await self._bus.sync(self.code)
-        await rooms.heartbeat.hold(self.code, student)
-        return Seat(self, student, name, token, holder, int(prompt) if prompt else None)
+        try:
+            await self._bus.sync(self.code)
+            await rooms.heartbeat.hold(self.code, student)
+        except ClassroomUnavailable:
+            # Redis holds the seat for a connection that is refused: it goes, away for the
+            # retried rejoin, or at once if it was new.
+            self._bus.fanout(self.code).let_go(student, holder)
+            rooms.pending_releases.append((seat, Departure.DROPPED if rejoin else Departure.LEFT))
+            raise
+        return seat
 
     async def update(self, seat: Seat, result: Classification) -> None:
         await self._rooms.tiles.write(
@@ -118,11 +126,15 @@ class RedisRoom:
         self._bus.fanout(self.code).let_go(seat.id, seat.holder)
         with contextlib.suppress(ClassroomUnavailable):
             await self._bus.sync(self.code)
-        if departure is Departure.LEFT:
-            await self._vacate(seat.id, "holder", seat.holder)
-        else:
-            await self._rooms.drop(self.code, seat.id, seat.holder, reclaimable=False)
-        await self._rooms.heartbeat.let_go(self.code, seat.id)
+        try:
+            if departure is Departure.LEFT:
+                await self._vacate(seat.id, "holder", seat.holder)
+            else:
+                await self._rooms.drop(self.code, seat.id, seat.holder, reclaimable=False)
+            await self._rooms.heartbeat.let_go(self.code, seat.id)
+        except ClassroomUnavailable:
+            self._rooms.pending_releases.append((seat, departure))
+            raise
 
     async def view(self) -> View:
         async with self._rooms.outage.guard(), self._rooms.client.pipeline(transaction=True) as pipe:
@@ -252,6 +264,8 @@ class RedisRooms:
         self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
         self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
         self._tasks: list[asyncio.Task[None]] = []
+        # Releases Redis missed while it was away: a held seat nobody releases is never swept.
+        self.pending_releases: list[tuple[Seat, Departure]] = []
 
     async def start(self) -> None:
         self._tasks = [
@@ -303,6 +317,9 @@ class RedisRooms:
         return RedisRoom(self, normalized) if exists else None
 
     async def sweep(self) -> int:
+        while self.pending_releases:
+            seat, departure = self.pending_releases.pop()
+            await seat.release(departure)  # pending again if Redis is still away
         now = self.clock()
         async with self.outage.guard():
             stale = await self.client.zrangebyscore(ACTIVE, "-inf", now - self.idle_s)

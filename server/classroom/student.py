@@ -88,7 +88,7 @@ class Student:
         try:
             await self._release()
         except ClassroomUnavailable:
-            pass  # the seat goes when Redis returns and its grace runs out
+            pass  # the rooms release it once Redis is back
 
     async def _release(self) -> None:
         seat, self._seat, self._ticket = self._seat, None, None
