@@ -210,8 +210,13 @@ class Settings:
         100, "wrong class codes one address may try before a wait (a class shares one address)", parse=positive_int
     )
     guesses_per_socket: int = option(5, "wrong class codes one connection may try before a wait", parse=positive_int)
+    joins_per_socket: int = option(
+        10, "class joins, right or wrong, one connection may make before a wait (a page makes one)", parse=positive_int
+    )
     guesses_per_room: int = option(10, "wrong teacher secrets tried for one room before a wait", parse=positive_int)
-    guess_refill_s: float = option(3.0, "seconds until each of those budgets allows one more", parse=positive_float)
+    guess_refill_s: float = option(
+        3.0, "seconds until each of those budgets (and a connection's joins) allows one more", parse=positive_float
+    )
     redis_url: str = option(
         "",
         "Redis URL shared by every server process of one site (redis://host:6379/0); unset: rooms live in this process",

@@ -25,6 +25,7 @@ from server.classroom.codes import (
 from server.classroom.dashboard import BadCommand, parse_command
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
 from server.classroom.ratelimit import TokenBuckets
+from server.config import Settings
 from tests.classroom_client import (
     Board,
     connect,
@@ -265,6 +266,20 @@ async def test_a_socket_that_keeps_guessing_waits_but_its_classmates_do_not(serv
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.9")) as client:
         assert (await client.get(f"{server.base_url}/api/rooms/{room['room']}/qr.svg")).status_code == 200
         assert (await client.get(f"{server.base_url}/api/rooms/{new_code()}/qr.svg")).status_code == 404
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_socket_that_keeps_joining_waits_and_keeps_its_seat(server: ServerProcess) -> None:
+    room = await create_room(server)
+    board = await Board.open(server, room)
+    async with connect(server, address="127.0.0.11") as rejoiner:
+        for _ in range(Settings().joins_per_socket):
+            seat = await join(rejoiner, room, "again")
+        await rejoiner.send(json.dumps({"type": "join", "room": room["room"], "name": "again"}))
+        refusal = await receive_type(rejoiner, "error")
+        assert refusal["code"] == "rate_limited" and refusal["retry_after"] >= 1
+        await board.until(lambda b: set(b.tiles) == {seat["student"]})
+    await board.ws.close()
 
 
 @pytest.mark.asyncio(loop_scope="session")

@@ -38,6 +38,7 @@ class Classroom:
         self.secret_guesses = secret_guesses  # wrong secrets, per room code tried
         self.creations = creations
         self._per_socket = settings.guesses_per_socket
+        self._joins_per_socket = settings.joins_per_socket
         self._refill_per_s = 1 / settings.guess_refill_s
         limits = (settings.room_idle_minutes * 60, settings.seat_grace_s, settings.room_unclaimed_minutes * 60)
         self._sweep_s = min(MAX_SWEEP_INTERVAL_S, *(limit / 4 for limit in limits))
@@ -84,6 +85,14 @@ class Classroom:
     def socket_guesses(self) -> TokenBuckets:
         """One connection's own budget of wrong codes."""
         return TokenBuckets(self._per_socket, self._refill_per_s, max_keys=1)
+
+    def socket_joins(self) -> TokenBuckets:
+        """One connection's budget of joins, right or wrong: each costs the room store a seat."""
+        return TokenBuckets(self._joins_per_socket, self._refill_per_s, max_keys=1)
+
+    def join_wait(self, joins: TokenBuckets) -> float | None:
+        """Spend one of a connection's joins; the seconds to wait once they are spent, or None."""
+        return None if joins.take(SOCKET) else joins.retry_after(SOCKET)
 
     def socket_wait(self, socket: TokenBuckets) -> float | None:
         """Seconds this socket must wait before its next try, or None."""

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 
 RATE_LIMITED = Refusal("rate_limited", "Too many wrong class codes; wait a moment and try again.")
+JOINING_TOO_OFTEN = Refusal("rate_limited", "This page joined too often; wait a moment and try again.")
 ROOM_NOT_FOUND = Refusal("room_not_found", "No open class has that code.")
 ROOM_FULL = Refusal("room_full", "This class is full.")
 
@@ -69,6 +70,7 @@ class Student:
         self._connection = connection
         self._outbox = Outbox(connection.send)
         self._guesses = classroom.socket_guesses()
+        self._joins = classroom.socket_joins()
         self._writer = TileWriter()
         self._seat: Seat | None = None
         self._ticket: object | None = None  # which seat room messages are for
@@ -103,7 +105,10 @@ class Student:
 
     async def _try_join(self, message: dict[str, Any]) -> None:
         classroom = self._classroom
-        # A right code is looked up before any limit but this socket's own wrong guesses.
+        if (wait := classroom.join_wait(self._joins)) is not None:
+            await self._refuse(JOINING_TOO_OFTEN, retry_after=whole_seconds(wait))
+            return
+        # A right code is looked up before any limit but this socket's own joins and wrong guesses.
         if (wait := classroom.socket_wait(self._guesses)) is not None:
             await self._refuse(RATE_LIMITED, retry_after=whole_seconds(wait))
             return
