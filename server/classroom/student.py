@@ -4,7 +4,6 @@ copied to its tile, and the teacher's messages passed back (docs/protocol.md, "C
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -74,6 +73,9 @@ class Student:
         self._writer = TileWriter()
         self._seat: Seat | None = None
         self._ticket: object | None = None  # which seat room messages are for
+        # Room messages that came while the join was in flight: they are newer than what
+        # `joined` says (a prompt set meanwhile), so they follow it.
+        self._early: list[dict[str, Any]] | None = None
         self._last: Classification | None = None
         connection.on_answer(self._on_answer)
 
@@ -131,6 +133,7 @@ class Student:
         else:
             await self._release()
         ticket = self._ticket = object()
+        early = self._early = []
         try:
             seat = await room.join(name, lambda event: self._deliver(ticket, event), message.get("rejoin"))
         except RoomFull:
@@ -139,11 +142,15 @@ class Student:
         except RoomGone:
             await self._refuse(ROOM_NOT_FOUND)
             return
+        finally:
+            self._early = None
         if ticket is not self._ticket:
             await seat.release(Departure.LEFT)  # a room message ended this seat before it was ours
             return
         self._seat = seat
-        await self._connection.send(json.dumps(messages.joined(room.code, seat)))
+        self._outbox.post(messages.joined(room.code, seat))
+        for event in early:
+            self._pass_on(event)
         # A student who drew before joining (or whose drawing was answered just before a
         # reconnect's join) shows up with that drawing, not a blank tile.
         if self._last is not None:
@@ -160,8 +167,14 @@ class Student:
     def _deliver(self, ticket: object, event: dict[str, Any]) -> None:
         if ticket is not self._ticket:
             return
+        if event["type"] in messages.LEAVING:
+            self._seat, self._ticket = None, None
+        elif self._early is not None:
+            self._early.append(event)
+            return
+        self._pass_on(event)
+
+    def _pass_on(self, event: dict[str, Any]) -> None:
         if event["type"] == "clear_pad":
             self._connection.clear()
-        elif event["type"] in messages.LEAVING:
-            self._seat, self._ticket = None, None
         self._outbox.post(event)
