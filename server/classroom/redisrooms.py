@@ -103,7 +103,8 @@ class RedisRoom:
             # Redis holds the seat for a connection that is refused: it goes, away for the
             # retried rejoin, or at once if it was new.
             self._bus.fanout(self.code).let_go(student, holder)
-            rooms.pending_releases.append((seat, Departure.DROPPED if rejoin else Departure.LEFT))
+            rejoined = isinstance(rejoin, str) and rejoin != ""
+            rooms.pending_releases.append((seat, Departure.DROPPED if rejoined else Departure.LEFT))
             raise
         return seat
 
