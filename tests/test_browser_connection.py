@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.browser_support import (
     DESKTOP,
@@ -44,6 +44,13 @@ def restartable_server(
         yield starting
         starting.exception()  # wait for the start to finish before stopping
         own.stop()
+
+
+def scripted_context(browser: Browser, script: str) -> BrowserContext:
+    """A desktop browser whose pages run `script` before their own."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(script)
+    return context
 
 
 # A stand-in for the server's socket, so a test can answer out of order on purpose.
@@ -121,8 +128,7 @@ def fake_prediction(seq: int, digit: int | None) -> dict:
 
 
 def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerProcess) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(FAKE_WEBSOCKET)
+    context = scripted_context(browser, FAKE_WEBSOCKET)
     page = connected_page(context, server.base_url)
 
     def answer(seq, digit):
@@ -156,8 +162,7 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
 def test_a_socket_the_network_dropped_is_replaced_without_waiting_for_its_close(
     browser: Browser, server: ServerProcess
 ) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(HANGING_CLOSE)
+    context = scripted_context(browser, HANGING_CLOSE)
     page = connected_page(context, server.base_url)
     page.evaluate("dispatchEvent(new Event('offline'))")
     page.wait_for_function("window.digitstream.stats.connections === 2", timeout=WAIT_MS)
@@ -169,9 +174,8 @@ def test_a_socket_the_network_dropped_is_replaced_without_waiting_for_its_close(
 def test_an_unanswered_ping_gives_the_socket_up_without_waiting_for_its_close(
     browser: Browser, server: ServerProcess
 ) -> None:
-    context = browser.new_context(viewport=DESKTOP)
+    context = scripted_context(browser, HANGING_CLOSE)  # the fake never answers a ping either
     context.clock.install()
-    context.add_init_script(HANGING_CLOSE)  # the fake never answers a ping either
     page = connected_page(context, server.base_url)
     page.clock.fast_forward("00:10")  # past a ping and the pong's deadline
     page.clock.fast_forward("00:10")
@@ -183,8 +187,7 @@ def test_an_unanswered_ping_gives_the_socket_up_without_waiting_for_its_close(
 def test_a_server_that_keeps_closing_after_opening_is_retried_ever_more_slowly(
     browser: Browser, server: ServerProcess
 ) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(CLOSED_AFTER_OPENING)
+    context = scripted_context(browser, CLOSED_AFTER_OPENING)
     page = open_page(context, server.base_url + "/")
     # "offline" is what the page says once its retries have backed off several times.
     expect(page.locator("#status")).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
@@ -193,8 +196,7 @@ def test_a_server_that_keeps_closing_after_opening_is_retried_ever_more_slowly(
 
 
 def test_without_websockets_the_page_classifies_over_http(browser: Browser, server: ServerProcess) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script("delete window.WebSocket")
+    context = scripted_context(browser, "delete window.WebSocket")
     page = context.new_page()
     page.goto(server.base_url + "/")
     expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
@@ -210,8 +212,7 @@ def test_without_websockets_the_page_classifies_over_http(browser: Browser, serv
 def test_a_drawing_finished_before_http_is_allowed_is_classified_over_http(
     browser: Browser, server: ServerProcess
 ) -> None:
-    context = browser.new_context(viewport=DESKTOP)
-    context.add_init_script(UPGRADES_BLOCKED)
+    context = scripted_context(browser, UPGRADES_BLOCKED)
     page = open_page(context, server.base_url + "/")
     draw_digit(page, 7)  # while the first socket hangs: nothing can carry the drawing yet
     assert page.evaluate("window.digitstream.sentSeq") == 0
