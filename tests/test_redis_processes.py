@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as redis
 
 from server.classroom.bus import Bus, Outage
-from server.classroom.heartbeat import PROCESS_TTL_MS
+from server.classroom.heartbeat import PROCESS_TTL_MS, process_key
 from server.classroom.redisrooms import RedisRooms
 from server.classroom.rooms import ClassroomUnavailable, Departure
 from tests.redisserver import RedisServer
@@ -65,7 +65,7 @@ async def test_a_heartbeat_that_lapsed_while_redis_was_away_marks_no_seat_away(p
     first, second, clock = processes
     room, _ = await first.create(ADDRESS)
     seat = await room.join("Ana", Inbox())
-    heartbeat = f"ds:process:{first.heartbeat.process}"
+    heartbeat = process_key(first.heartbeat.process)
     async with redis.Redis.from_url(redis_server.url) as client:
         await client.delete(heartbeat)  # as it lapses while Redis is away or restarts
         await second.sweep()

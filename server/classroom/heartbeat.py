@@ -24,11 +24,16 @@ PROCESSES = "ds:processes"
 DropSeat = Callable[[str, str, str], Awaitable[None]]
 
 
+def process_key(process: str) -> str:
+    """The process's heartbeat; with `:seats`, the seats it holds."""
+    return f"ds:process:{process}"
+
+
 class Heartbeat:
     def __init__(self, client: redis.Redis, outage: Outage, clock: Callable[[], float], drop: DropSeat) -> None:
         self.process = secrets.token_hex(6)
         self._client, self._outage, self._clock, self._drop = client, outage, clock, drop
-        self._key = f"ds:process:{self.process}"
+        self._key = process_key(self.process)
         self._lapsed: dict[str, float] = {}  # process → when this one first saw its heartbeat missing
 
     @property
@@ -64,28 +69,28 @@ class Heartbeat:
             processes = [text(p) for p in await self._client.smembers(PROCESSES)]
             async with self._client.pipeline(transaction=False) as pipe:
                 for process in processes:
-                    pipe.exists(f"ds:process:{process}")
+                    pipe.exists(process_key(process))
                 alive = await pipe.execute()
         now = self._clock()
-        self._lapsed = {process: since for process, since in self._lapsed.items() if process in processes}
+        lapsed, self._lapsed = self._lapsed, {}
         for process, beating in zip(processes, alive):
             if beating or process == self.process:
-                self._lapsed.pop(process, None)
                 continue
             # Every heartbeat lapses while Redis is away, or restarts: a missing one counts only
             # once it has stayed missing for a heartbeat's lifetime, time for a live process to beat.
-            if now - self._lapsed.setdefault(process, now) < PROCESS_TTL_MS / 1000:
-                continue
-            del self._lapsed[process]
-            await self._mark_away(process)
+            since = lapsed.get(process, now)
+            if now - since < PROCESS_TTL_MS / 1000:
+                self._lapsed[process] = since
+            else:
+                await self._mark_away(process)
 
     async def _mark_away(self, process: str) -> None:
         async with self._outage.guard():
             if not await self._client.srem(PROCESSES, process):
                 return  # another process is handling it
-            seats = await self._client.smembers(f"ds:process:{process}:seats")
+            seats = await self._client.smembers(f"{process_key(process)}:seats")
         for member in seats:
             code, student = text(member).split(" ")
             await self._drop(code, student, f"{process}:")
         async with self._outage.guard():
-            await self._client.delete(f"ds:process:{process}:seats")
+            await self._client.delete(f"{process_key(process)}:seats")

@@ -22,7 +22,7 @@ from server.classifier import Classification
 from server.classroom import fanout, messages, scripts
 from server.classroom.bus import Bus, Outage, dash_channel, seats_channel
 from server.classroom.codes import new_code, new_secret, normalize_code
-from server.classroom.heartbeat import Heartbeat
+from server.classroom.heartbeat import Heartbeat, process_key
 from server.classroom.names import MAX_NAME_LENGTH
 from server.classroom.records import digest, text, tile_of, tile_record
 from server.classroom.rooms import (
@@ -261,7 +261,7 @@ class RedisRooms:
         self.client = redis.Redis.from_pool(pool)
         self.outage = Outage(url)
         self.heartbeat = Heartbeat(self.client, self.outage, clock, self._drop_for_dead)
-        self.bus = Bus(self.client, self.outage, f"ds:process:{self.heartbeat.process}", self._missing)
+        self.bus = Bus(self.client, self.outage, process_key(self.heartbeat.process), self._missing)
         self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
         self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
         self._tasks: list[asyncio.Task[None]] = []
