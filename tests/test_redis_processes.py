@@ -1,15 +1,18 @@
 """Only in Redis: the processes that serve one class through a real redis-server, when one
-stops, only seems to (slow, or Redis was away), a connection's last tile write comes late, or
-Redis misses a release. Time is a test clock, so a heartbeat's lifetime passes exactly."""
+stops, only seems to (slow, or Redis was away), a connection's last tile write comes late,
+Redis misses a release, or the teacher acts the moment a student joins elsewhere. Time is a
+test clock, so a heartbeat's lifetime passes exactly."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
+from server.classroom import messages
 from server.classroom.bus import Bus, Outage
 from server.classroom.heartbeat import PROCESS_TTL_MS, process_key
 from server.classroom.redisrooms import RedisRooms
@@ -136,3 +139,70 @@ async def test_a_join_refused_after_redis_took_it_leaves_no_seat_held(processes,
     await first.sweep()
     assert (await room.view()).tiles == []
     assert (await room.join("Ana", Inbox())).name == "Ana"  # not "Ana 2"
+
+
+def act_at(
+    rooms: RedisRooms,
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    act: Callable[[], Awaitable[object]],
+    *,
+    before: bool = False,
+) -> None:
+    """`act` runs once: just before that process's next `script` runs in Redis, or just after."""
+    run = rooms.run
+
+    async def run_and_act(name: str, keys: list[str], args: list[Any]) -> Any:
+        if name != script:
+            return await run(name, keys, args)
+        monkeypatch.setattr(rooms, "run", run)
+        if before:
+            await act()
+        answer = await run(name, keys, args)
+        if not before:
+            await act()
+        return answer
+
+    monkeypatch.setattr(rooms, "run", run_and_act)
+
+
+async def test_a_prompt_set_the_moment_a_student_joins_on_another_process_reaches_them(processes, monkeypatch) -> None:
+    first, second, _ = processes
+    room, _ = await first.create(ADDRESS)
+    there = await second.get(room.code)
+    assert there is not None
+    act_at(second, monkeypatch, "join", lambda: room.set_prompt(3))
+    inbox = Inbox()
+    seat = await there.join("Ana", inbox)
+    assert seat.prompt is None  # Redis seated Ana before the teacher set it
+    await room.set_prompt(5)
+    await inbox.until(lambda m: messages.prompt(5) in m)
+    assert inbox.messages == [messages.prompt(3), messages.prompt(5)]
+
+
+async def test_a_class_closed_the_moment_a_student_joins_on_another_process_tells_them(processes, monkeypatch) -> None:
+    first, second, _ = processes
+    room, _ = await first.create(ADDRESS)
+    there = await second.get(room.code)
+    assert there is not None
+    act_at(second, monkeypatch, "join", room.close)
+    inbox = Inbox()
+    await there.join("Ana", inbox)
+    await inbox.until(lambda m: m != [])
+    assert inbox.messages == [messages.room_closed("closed")]
+
+
+async def test_a_seat_rejoined_elsewhere_just_before_a_join_here_is_this_joins(processes, monkeypatch) -> None:
+    first, second, _ = processes
+    room, _ = await first.create(ADDRESS)
+    there = await second.get(room.code)
+    assert there is not None
+    old = await there.join("Ana", Inbox())
+    earlier, latest = Inbox(), Inbox()
+    # Redis announces the earlier rejoin before this one: only the latest connection is Ana's.
+    act_at(second, monkeypatch, "join", lambda: room.join("Ana", earlier, rejoin=old.rejoin), before=True)
+    seat = await there.join("Ana", latest, rejoin=old.rejoin)
+    assert seat.id == old.id
+    await room.set_prompt(4)
+    await latest.until(lambda m: messages.prompt(4) in m)
+    assert earlier.messages == []

@@ -25,7 +25,7 @@ RECONNECT_S = 0.5
 REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 
 
-# Events for dashboards (tiles, notify, closed) and for students (tell, taken, closed) travel
+# Events for dashboards (tiles, notify, closed) and for students (tell, seated, closed) travel
 # apart, so a process holding only students of a room never hears its tile traffic.
 def dash_channel(code: str) -> str:
     return f"ds:events:{code}:dash"
@@ -94,7 +94,7 @@ class Bus:
             wanted = set()
             if fanout is not None:
                 wanted |= {dash_channel(code)} if fanout.watches else set()
-                wanted |= {seats_channel(code)} if fanout.seats else set()
+                wanted |= {seats_channel(code)} if fanout.seats or fanout.joining else set()
                 if fanout.empty:
                     del self._fanouts[code]
             have = {channel for channel in (dash_channel(code), seats_channel(code)) if channel in self._subscribed}
@@ -147,6 +147,7 @@ class Bus:
         Redis no longer has (it restarted empty) close here as they closed there."""
         self._outage.succeeded()
         for fanout in self._fanouts.values():
+            fanout.settle()
             for watch in fanout.watches:
                 watch.mark()
         with contextlib.suppress(ClassroomUnavailable):

@@ -7,13 +7,14 @@ a `RedisRoom` publishes them and every subscribed process dispatches them:
 - `{"e": "tiles", "changed": [ids], "removed": [ids]}`: dashboards send those tiles next tick
 - `{"e": "notify"}`: something besides tiles changed (the prompt); dashboards send a delta
 - `{"e": "tell", "to": id or null, "message": {...}}`: to one seat, or to every seat
-- `{"e": "taken", "id": id, "holder": h}`: another connection holds that seat now
+- `{"e": "seated", "id": id, "holder": h}`: that connection holds that seat now
 - `{"e": "closed", "reason": r}`: the room is gone
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from server.classroom import messages
@@ -38,20 +39,43 @@ def closed(reason: str) -> Event:
     return {"e": "closed", "reason": reason}
 
 
+@dataclass
+class Joining:
+    deliver: Deliver
+    student: str | None = None  # known once the join is answered
+
+
 class Fanout:
     def __init__(self) -> None:
         self.watches: set[Watch] = set()
         self.seats: dict[str, tuple[str, Deliver]] = {}  # student id → (holder, deliver)
+        # Joins under way, by holder. A join's seat is held from its `seated` event on, so it
+        # hears exactly the events that came after Redis seated it, in the order Redis sent them.
+        self.joining: dict[str, Joining] = {}
 
     @property
     def empty(self) -> bool:
-        return not self.watches and not self.seats
+        return not self.watches and not self.seats and not self.joining
 
     def hold(self, student: str, holder: str, deliver: Deliver) -> None:
         self.seats[student] = (holder, deliver)
 
-    def let_go(self, student: str, holder: str) -> None:
-        if self.seats.get(student, ("", None))[0] == holder:
+    def expect(self, holder: str, deliver: Deliver) -> None:
+        self.joining[holder] = Joining(deliver)
+
+    def answered(self, holder: str, student: str) -> None:
+        if (joining := self.joining.get(holder)) is not None:
+            joining.student = student
+
+    def settle(self) -> None:
+        """Room events were lost (Redis was away): answered joins hold their seats unannounced."""
+        for holder, joining in list(self.joining.items()):
+            if joining.student is not None:
+                self._seat(joining.student, holder)
+
+    def let_go(self, student: str | None, holder: str) -> None:
+        self.joining.pop(holder, None)
+        if student is not None and self.seats.get(student, ("", None))[0] == holder:
             del self.seats[student]
 
     def dispatch(self, event: Event) -> None:
@@ -67,16 +91,20 @@ class Fanout:
                 watch.mark()
         elif kind == "tell":
             self._tell(event["message"], event["to"])
-        elif kind == "taken":
-            holder, _ = self.seats.get(event["id"], (event["holder"], None))
-            if holder != event["holder"]:
-                del self.seats[event["id"]]
+        elif kind == "seated":
+            self._seat(event["id"], event["holder"])
         elif kind == "closed":
             self._tell(messages.room_closed(event["reason"]), None)
             self.seats.clear()
             for watch in self.watches:
                 watch.closed = event["reason"]
                 watch.mark()
+
+    def _seat(self, student: str, holder: str) -> None:
+        if (joining := self.joining.pop(holder, None)) is not None:
+            self.seats[student] = (holder, joining.deliver)
+        elif self.seats.get(student, (holder, None))[0] != holder:
+            del self.seats[student]  # another connection rejoined it
 
     def _tell(self, message: dict[str, Any], to: str | None) -> None:
         targets = list(self.seats) if to is None else [to] if to in self.seats else []

@@ -72,41 +72,52 @@ class RedisRoom:
             for candidate in unique_names(name, self.max_students, MAX_NAME_LENGTH)
             for part in (candidate, name_key(candidate))
         ]
-        result = await rooms.run(
-            "join",
-            [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, AWAY],
-            [
-                rejoin if isinstance(rejoin, str) else "",
-                secrets.token_hex(6),
-                secrets.token_urlsafe(18),
-                holder,
-                self.max_students,
-                rooms.clock(),
-                self.code,
-                self._dash,
-                self._seat_events,
-                *names,
-            ],
-        )
-        status = text(result[0])
-        if status == "gone":
-            raise RoomGone()
-        if status == "full":
-            raise RoomFull()
-        student, name, token, prompt = (text(part) for part in result[1:])
-        seat = Seat(self, student, name, token, holder, int(prompt) if prompt else None)
-        self._bus.fanout(self.code).hold(student, holder, deliver)
+        here = self._bus.fanout(self.code)
+        here.expect(holder, deliver)
         try:
+            # Listening before Redis seats it, so no event after that is missed.
             await self._bus.sync(self.code)
+            result = await rooms.run(
+                "join",
+                [self._key, self._seats, self._tiles, self._holders, self._tokens, self._names, ACTIVE, AWAY],
+                [
+                    rejoin if isinstance(rejoin, str) else "",
+                    secrets.token_hex(6),
+                    secrets.token_urlsafe(18),
+                    holder,
+                    self.max_students,
+                    rooms.clock(),
+                    self.code,
+                    self._dash,
+                    self._seat_events,
+                    *names,
+                ],
+            )
+        except ClassroomUnavailable:
+            await self._stop_listening(None, holder)
+            raise
+        status = text(result[0])
+        if status != "ok":
+            await self._stop_listening(None, holder)
+            raise RoomGone() if status == "gone" else RoomFull()
+        student, name, token, prompt = (text(part) for part in result[1:])
+        here.answered(holder, student)
+        seat = Seat(self, student, name, token, holder, int(prompt) if prompt else None)
+        try:
             await rooms.heartbeat.hold(self.code, student)
         except ClassroomUnavailable:
             # Redis holds the seat for a connection that is refused: it goes, away for the
             # retried rejoin, or at once if it was new.
-            self._bus.fanout(self.code).let_go(student, holder)
+            await self._stop_listening(student, holder)
             rejoined = isinstance(rejoin, str) and rejoin != ""
             rooms.pending_releases.append((seat, Departure.DROPPED if rejoined else Departure.LEFT))
             raise
         return seat
+
+    async def _stop_listening(self, student: str | None, holder: str) -> None:
+        self._bus.fanout(self.code).let_go(student, holder)
+        with contextlib.suppress(ClassroomUnavailable):
+            await self._bus.sync(self.code)
 
     async def update(self, seat: Seat, result: Classification) -> None:
         await self._rooms.tiles.write(
@@ -124,9 +135,7 @@ class RedisRoom:
         )
 
     async def release(self, seat: Seat, departure: Departure) -> None:
-        self._bus.fanout(self.code).let_go(seat.id, seat.holder)
-        with contextlib.suppress(ClassroomUnavailable):
-            await self._bus.sync(self.code)
+        await self._stop_listening(seat.id, seat.holder)
         try:
             if departure is Departure.LEFT:
                 await self._vacate(seat.id, "holder", seat.holder)

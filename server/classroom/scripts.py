@@ -21,7 +21,6 @@ if student then
   seat['away'] = false
   seat['was'] = nil
   redis.call('ZREM', KEYS[8], ARGV[7] .. ' ' .. student)
-  redis.call('PUBLISH', ARGV[9], '{"e": "taken", "id": "' .. student .. '", "holder": "' .. ARGV[4] .. '"}')
 else
   if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[5]) then return {'full'} end
   student = ARGV[2]
@@ -39,6 +38,7 @@ redis.call('HSET', KEYS[2], student, cjson.encode(seat))
 redis.call('HSET', KEYS[4], student, ARGV[4])
 redis.call('ZADD', KEYS[7], ARGV[6], ARGV[7])
 redis.call('PUBLISH', ARGV[8], '{"e": "tiles", "changed": ["' .. student .. '"], "removed": []}')
+redis.call('PUBLISH', ARGV[9], '{"e": "seated", "id": "' .. student .. '", "holder": "' .. ARGV[4] .. '"}')
 return {'ok', student, seat['name'], seat['rejoin'], redis.call('HGET', KEYS[1], 'prompt')}
 """
 
