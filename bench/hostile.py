@@ -20,7 +20,7 @@ from PIL import Image
 from bench.common import load_average, machine
 from server.classifier import WARM_UP_SNAPSHOT
 from server.preprocess import MAX_PIXELS, BadImage, preprocess_bytes
-from tests.hostile_images import Family, digit, families, grey_png
+from tests.hostile_images import Family, digit, families, grey_png, tall_png
 
 BUDGET_MS = 20.0
 
@@ -53,6 +53,7 @@ def largest_accepted() -> list[Family]:
             f"largest accepted: blank {side}×{side} grey PNG", lambda: grey_png(np.zeros((side, side), np.uint8)), None
         ),
         Family(f"largest accepted: {side}×{side} RGB PNG, blue digit on cream", coloured, None),
+        Family(f"largest accepted: 1×{MAX_PIXELS:,} grey PNG", lambda: tall_png(MAX_PIXELS, MAX_PIXELS), None),
     ]
 
 
@@ -63,18 +64,20 @@ def main() -> None:
     print(f"Machine: {machine()}; load average before: {load_average()}\n")
     preprocess_bytes(WARM_UP_SNAPSHOT)  # the compiled recipe is loaded once a process, as the server does at start
     print("| image | KiB | outcome | CPU ms (median) |\n|---|---:|---|---:|")
-    worst_refused = 0.0
+    worst_refused = worst_accepted = 0.0
     for family in [*families(), *largest_accepted()]:
         data = family.build()
         results = [outcome_and_cpu_ms(data) for _ in range(args.repeats)]
         cpu_ms = statistics.median(cpu for _, cpu in results)
         outcome = results[0][0]
-        if outcome not in ("answered", "empty"):
+        if outcome in ("answered", "empty"):
+            worst_accepted = max(worst_accepted, cpu_ms)
+        else:
             worst_refused = max(worst_refused, cpu_ms)
         print(f"| {family.name} | {len(data) / 1024:,.0f} | {outcome} | {cpu_ms:.2f} |")
     print(
-        f"\n- the costliest refusal: {worst_refused:.2f} ms of CPU (budget {BUDGET_MS:.0f} ms); accepted "
-        f"snapshots cost up to the last row, bounded by the pixel limit ({MAX_PIXELS:,} pixels)"
+        f"\n- the costliest refusal: {worst_refused:.2f} ms of CPU (budget {BUDGET_MS:.0f} ms); the costliest "
+        f"accepted snapshot: {worst_accepted:.2f} ms, bounded by the pixel limit ({MAX_PIXELS:,} pixels)"
     )
 
 

@@ -32,8 +32,8 @@ from server.errors import ClientError
 
 # 1024×1024: eight times what the page sends (128 px a side) and room for any canvas that
 # crops to its ink. Every cost grows with the pixels, so this bounds what an accepted
-# snapshot costs: ~20 ms of CPU for the costliest kind (bench/hostile.py), where 2048×2048
-# cost ~0.1 s.
+# snapshot costs: a few tens of milliseconds of CPU for the costliest kinds (bench/hostile.py
+# measures them), where 2048×2048 cost ~0.1 s.
 MAX_PIXELS: int = 1024 * 1024
 
 # Snapshots are grey frames or PNGs: canvases write both losslessly, and their sizes can be

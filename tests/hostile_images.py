@@ -106,6 +106,12 @@ def idat_bomb(side: int) -> bytes:
     return SIGNATURE + header(side, side) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def tall_png(rows: int, declared: int) -> bytes:
+    """A one-pixel-wide blank grey PNG of `rows` rows, its header declaring `declared`."""
+    data = zlib.compress(bytes(2 * rows), 9)
+    return SIGNATURE + header(1, declared) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
 def scan_bomb_jpeg(repeats: int) -> bytes:
     """A progressive JPEG whose last (refinement) scan is repeated `repeats` times: valid, small,
     and slow to decode."""
@@ -144,6 +150,7 @@ def families() -> list[Family]:
             "too_large",
         ),
         Family("pixel stream 16× longer than declared", lambda: idat_bomb(1024), "bad_image"),
+        Family("1,048,576 one-pixel rows, one row short", lambda: tall_png(1024 * 1024 - 1, 1024 * 1024), "bad_image"),
     ]
 
 

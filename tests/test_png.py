@@ -91,6 +91,30 @@ def test_bit_flips_give_pixels_or_a_refusal(frame: bytes, positions: list[int]) 
     assert pixels is None or pixels.dtype == np.uint8
 
 
+def test_a_tall_narrow_image_is_inflated_in_few_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step every few rows would make this 2 KiB PNG cost hundreds of milliseconds."""
+    steps, inflater = 0, png.zlib_ng.decompressobj
+
+    class CountingSteps:
+        def __init__(self) -> None:
+            self._inflater = inflater()
+
+        def decompress(self, data: bytes, max_length: int) -> bytes:
+            nonlocal steps
+            steps += 1
+            return self._inflater.decompress(data, max_length)
+
+        @property
+        def unconsumed_tail(self) -> bytes:
+            return self._inflater.unconsumed_tail
+
+    monkeypatch.setattr(png.zlib_ng, "decompressobj", CountingSteps)
+    rows = MAX_PIXELS
+    pixels = png.decode(png.parse(filtered_png(np.zeros((rows, 1, 1), np.uint8), [0] * rows), MAX_PIXELS))
+    assert pixels is not None and pixels.shape == (rows, 1) and not pixels.any()
+    assert steps <= 2 * rows // png.STEP_BYTES + 2  # each row is its filter byte and one pixel
+
+
 def test_the_preview_encoder_writes_what_pillow_reads() -> None:
     preview = np.random.default_rng(1).integers(0, 256, (28, 28), np.uint8)
     np.testing.assert_array_equal(pillow(png.encode_grey(preview)), preview)
