@@ -10,6 +10,7 @@ import argparse
 import logging
 import socket
 import sys
+import time
 from collections.abc import Sequence
 
 import uvicorn
@@ -51,6 +52,28 @@ class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, service: Service) -> None:
         super().__init__(config)
         self._service = service
+        self._unread_since: dict[object, float] = {}  # connection → when it was first seen stuck
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 10 == 0:  # uvicorn ticks every 0.1 s
+            self.abort_unread_closes()
+        return await super().on_tick(counter)
+
+    def abort_unread_closes(self) -> None:
+        """A connection closed while its client stopped reading waits for its unsent bytes to
+        leave, which they never will: it would hold its socket past the connection caps for
+        good. Once it has waited a send timeout, it is aborted."""
+        now, unread_since = time.monotonic(), dict[object, float]()
+        for connection in self.server_state.connections:
+            transport = getattr(connection, "transport", None)
+            if transport is None or not transport.is_closing() or not transport.get_write_buffer_size():
+                continue
+            since = self._unread_since.get(connection, now)
+            if now - since >= self._service.settings.send_timeout_s:
+                transport.abort()
+            else:
+                unread_since[connection] = since
+        self._unread_since = unread_since
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

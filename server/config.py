@@ -179,7 +179,10 @@ class Settings:
         (), "comma-separated host names the server answers to besides localhost and IP addresses; '*' allows any"
     )
     send_timeout_s: float = option(
-        10.0, "seconds a send may wait on a client that stopped reading before it is dropped", parse=positive_float
+        10.0,
+        "seconds a send, or a closed connection's last bytes, may wait on a client that stopped reading before "
+        "it is dropped",
+        parse=positive_float,
     )
     save_inputs: Path | None = option(
         None,
