@@ -7,10 +7,10 @@ leave in strictly increasing `seq` because one task answers them one after anoth
 
 A connection's answers are paced (`Pace`): past its rate, snapshots wait as the newest one
 instead of being classified, so a client sending as fast as it can costs the model and the
-preprocessing threads no more than a page drawing does. Once the waiting snapshot has
-replaced `max_replaced` others, `room()` holds the reader until it is taken: the socket is
-not read meanwhile, so TCP slows the sender down instead of the server reading frames only
-to drop them.
+preprocessing threads no more than a page drawing does. Once `max_replaced` snapshots were
+dropped unanswered (replaced, or cleared) since the last answer's turn, `room()` holds the
+reader until the next turn: the socket is not read meanwhile, so TCP slows the sender down
+instead of the server reading frames only to drop them.
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ class SnapshotStream:
         self._last_seq += 1
         if self._waiting is not None:
             self._metrics.coalesced.inc()
-            self._replaced += 1
-            if self._replaced >= self._max_replaced:
-                self._room.clear()
+            self._dropped()
         self._waiting = Snapshot(self._last_seq, data, time.perf_counter())
         self._idle.clear()
         self._wakeup.set()
@@ -92,8 +90,9 @@ class SnapshotStream:
 
     def clear(self) -> None:
         """Drop the waiting snapshot; the one already being classified is still answered."""
-        self._waiting = None
-        self._make_room()
+        if self._waiting is not None:
+            self._waiting = None
+            self._dropped()  # or a snapshot and a clear, again and again, would be read unpaced
 
     async def room(self) -> None:
         """Wait while the waiting snapshot has replaced as many as a connection may send ahead."""
@@ -115,11 +114,16 @@ class SnapshotStream:
                 await asyncio.sleep(delay)  # newer snapshots keep replacing the waiting one
             snapshot, self._waiting = self._waiting, None
             self._make_room()
+            self._pace.take()  # a cleared snapshot spends its turn too
             if snapshot is not None:
-                self._pace.take()
                 await self._answer(snapshot)
             if self._waiting is None:
                 self._idle.set()
+
+    def _dropped(self) -> None:
+        self._replaced += 1
+        if self._replaced >= self._max_replaced:
+            self._room.clear()
 
     def _make_room(self) -> None:
         self._replaced = 0
