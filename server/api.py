@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -11,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from server.batching import Overloaded
+from server.batching import Overloaded, QueueClosed
 from server.errors import BadRequest, ClientError, TooLarge
 from server.service import Service
 
@@ -23,15 +24,17 @@ JSON_OVERHEAD_BYTES = 1024
 async def classify(request: Request) -> Response:
     """`{"image": "data:image/png;base64,…"}` (or the base64 alone as `image`), or a raw `image/*` body."""
     service: Service = request.app.state.service
-    try:
-        data = await read_image(request, service.settings.max_message_bytes)
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if not service.accepting or service.http_in_flight >= service.settings.max_pending_http:
+    if not service.accepting:
+        raise QueueClosed()
+    # Counted from the first byte read: a body waiting to be read holds memory too.
+    if service.http_in_flight >= service.settings.max_pending_http:
         raise Overloaded()
     service.http_in_flight += 1
     try:
+        data = await read_image(request, service.settings.max_message_bytes)
         result = await service.classifier.classify(data)
+    except ClientDisconnect:
+        return Response(status_code=400)
     finally:
         service.http_in_flight -= 1
     service.metrics.predictions.labels("http").inc()
@@ -64,7 +67,8 @@ async def read_image(request: Request, max_image_bytes: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise TooLarge()
-    return bytes(body) if raw else image_from_json(bytes(body))
+    # a megabyte of JSON and base64 takes milliseconds to decode: not on the event loop
+    return bytes(body) if raw else await asyncio.to_thread(image_from_json, bytes(body))
 
 
 def image_from_json(body: bytes) -> bytes:

@@ -171,7 +171,9 @@ class Settings:
         "seconds a /ws connection may send nothing (the page pings every 2 s) before it is closed with 1001",
         parse=positive_float,
     )
-    max_pending_http: int = option(64, "POST /api/classify requests in flight before answering 503", parse=positive_int)
+    max_pending_http: int = option(
+        64, "POST /api/classify requests being read or classified at once before answering 503", parse=positive_int
+    )
     allowed_origins: tuple[str, ...] = option(
         (), "comma-separated browser origins allowed besides the page's own; '*' allows any"
     )

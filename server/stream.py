@@ -37,6 +37,7 @@ class Snapshot:
     seq: int
     data: bytes
     received_at: float
+    refusal: ClientError | None  # answered with this in its turn instead of being classified
 
 
 class Pace:
@@ -77,13 +78,14 @@ class SnapshotStream:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def push(self, data: bytes) -> int:
-        """Number the snapshot and make it the one to answer next; returns its `seq`."""
+    def push(self, data: bytes, refusal: ClientError | None = None) -> int:
+        """Number the snapshot and make it the one to answer next (with `refusal`, when given:
+        the error keeps its place in `seq` order); returns its `seq`."""
         self._last_seq += 1
         if self._waiting is not None:
             self._metrics.coalesced.inc()
             self._dropped()
-        self._waiting = Snapshot(self._last_seq, data, time.perf_counter())
+        self._waiting = Snapshot(self._last_seq, data, time.perf_counter(), refusal)
         self._idle.clear()
         self._wakeup.set()
         return self._last_seq
@@ -130,6 +132,9 @@ class SnapshotStream:
         self._room.set()
 
     async def _answer(self, snapshot: Snapshot) -> None:
+        if snapshot.refusal is not None:
+            await self._fail(snapshot, snapshot.refusal)
+            return
         try:
             result = await self._classifier.classify(snapshot.data)
         except ClientError as failure:

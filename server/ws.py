@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket
 
+from server.batching import QueueClosed
 from server.connection import Close, Socket, accept, parse_json_object, run_until_first_ends
 from server.errors import BadMessage
 from server.service import DRAIN_TIMEOUT_S
@@ -93,9 +94,9 @@ class Connection:
         idle_timeout_s = self.socket.service.settings.idle_timeout_s
         while (frame := await self.socket.receive(idle_timeout_s)) is not None:
             if isinstance(frame, bytes):
-                if self.socket.service.accepting:
-                    self._stream.push(frame)
-                    await self._stream.room()
+                # Once a shutdown began, a snapshot still gets its answer, in its turn: an error.
+                self._stream.push(frame, None if self.socket.service.accepting else QueueClosed())
+                await self._stream.room()
             else:
                 await self._control(frame)
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import socket
+import time
 
 import httpx
 import numpy as np
 import pytest
 
 from server.config import Settings
+from tests.inprocess import InProcessServer
 from tests.support import ServerProcess, canvas_png, holdout, png_bytes
 
 
@@ -113,6 +115,29 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ser
         )
         status_line = sock.makefile("rb").readline()  # not one byte of the body was sent
     assert status_line.split()[1] == b"413"
+
+
+def test_a_request_still_sending_its_body_counts_against_max_pending_http() -> None:
+    server = InProcessServer(Settings(max_pending_http=1)).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.settings.port), timeout=30) as slow:
+            slow.sendall(
+                b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 100000\r\n\r\n\x89PNG"  # and the rest, some day
+            )
+            deadline = time.monotonic() + 30
+            while server.service.http_in_flight == 0:  # the body it is reading is held in memory
+                assert time.monotonic() < deadline, "a request being read is not counted"
+                time.sleep(0.01)
+            response = httpx.post(
+                f"{server.base_url}/api/classify",
+                content=canvas_png(holdout()[0][0]),
+                headers={"content-type": "image/png"},
+                timeout=30,
+            )
+        assert (response.status_code, response.json()["code"]) == (503, "overloaded")
+    finally:
+        server.stop()
 
 
 def test_deeply_nested_json_is_a_clear_400(server: ServerProcess) -> None:

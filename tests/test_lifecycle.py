@@ -23,7 +23,8 @@ from PIL import Image
 from websockets.exceptions import ConnectionClosed
 
 from server.config import Settings, add_options, from_args, from_env
-from tests.support import REPO, ServerProcess, canvas_png, free_port, holdout
+from tests.inprocess import InProcessServer, SwitchablePredictor
+from tests.support import ANSWER_TIMEOUT_S, REPO, ServerProcess, canvas_png, free_port, holdout
 
 
 def test_help_explains_every_setting_with_its_flag_and_environment_variable() -> None:
@@ -235,3 +236,36 @@ def test_the_readme_names_every_flag() -> None:
         field.name for field in dataclasses.fields(Settings) if f"`--{field.name.replace('_', '-')}`" not in readme
     ]
     assert not missing
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_snapshot_sent_while_the_server_drains_is_answered_in_its_turn_with_shutting_down() -> None:
+    predictor = SwitchablePredictor()
+    server = InProcessServer(Settings(), predictor.load).start()
+    frame = canvas_png(holdout()[0][0], size=128)
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT_S), websockets.connect(server.ws_url) as ws:
+            predictor.gate.clear()
+            await ws.send(frame)
+            await asyncio.to_thread(predictor.waiting.wait, ANSWER_TIMEOUT_S)  # snapshot 1 is in the model
+            asyncio.run_coroutine_threadsafe(server.service.drain(), server.loop)
+            while server.service.accepting:
+                await asyncio.sleep(0.01)
+            await ws.send(frame)
+            await ws.send(json.dumps({"type": "ping", "t": 1}))
+            assert json.loads(await ws.recv()) == {"type": "pong", "t": 1}  # so snapshot 2 was read
+            async with httpx.AsyncClient() as client:
+                late = await client.post(
+                    f"{server.base_url}/api/classify", content=frame, headers={"content-type": "image/png"}
+                )
+            assert (late.status_code, late.json()["code"]) == (503, "shutting_down")
+            predictor.gate.set()
+            answers = [json.loads(await ws.recv()) for _ in range(2)]
+            assert [(a["type"], a["seq"]) for a in answers] == [("prediction", 1), ("error", 2)]
+            assert answers[1]["code"] == "shutting_down"
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    finally:
+        predictor.gate.set()
+        server.stop()
