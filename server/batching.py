@@ -93,6 +93,7 @@ class BatchingQueue(Generic[Item, Result]):
         self._load_handler = load_handler
         self._metrics = metrics or Metrics()
         self._waiters: deque[_Waiter[Item, Result]] = deque()
+        self._metrics.queue_depth.set_function(lambda: len(self._waiters))  # read when scraped
         self._condition = threading.Condition()
         self._closed = False
         self._running_since: float | None = None  # when the running batch's oldest item was submitted
@@ -195,7 +196,6 @@ class BatchingQueue(Generic[Item, Result]):
                 if remaining <= 0 or self._closed:
                     break
                 self._condition.wait(remaining)
-            self._metrics.queue_depth.set(len(self._waiters))
             return batch
 
     def _handle(self, handle: BatchHandler[Item, Result], batch: list[_Waiter[Item, Result]]) -> None:

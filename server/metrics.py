@@ -41,7 +41,9 @@ class Metrics:
         self.queue_depth = Gauge(
             "digitstream_queue_depth", "Items waiting in the batching queue.", registry=self.registry
         )
-        self.connections = Gauge("digitstream_open_connections", "Open /ws connections.", registry=self.registry)
+        self.connections = Gauge(
+            "digitstream_open_connections", "Open WebSockets: drawing pads and dashboards.", registry=self.registry
+        )
         self.coalesced = Counter(
             "digitstream_coalesced_snapshots",
             "Snapshots replaced by a newer one of the same connection before being classified.",

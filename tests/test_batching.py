@@ -11,6 +11,7 @@ import pytest
 
 from server.batching import BatchFailed, BatchingQueue, ModelTimeout, Overloaded, QueueClosed
 from server.errors import BadRequest, ClientError
+from server.metrics import Metrics
 
 
 class FakeHandler:
@@ -138,6 +139,25 @@ async def test_a_cancelled_waiter_is_removed_from_the_queue() -> None:
     await asyncio.sleep(0)
     assert queue.depth == 0
     assert (await first).result == 1
+    queue.close()
+
+
+async def test_the_depth_gauge_counts_what_waits_behind_a_busy_model() -> None:
+    handler, metrics = GatedHandler(), Metrics()
+    queue = await started(handler, max_batch_size=1, metrics=metrics)
+    handler.gate.clear()
+    try:
+        pending = [asyncio.ensure_future(queue.submit(1))]
+        while queue.depth or not queue.oldest_age_s():  # the model holds the first item
+            await asyncio.sleep(0.001)
+        pending += [asyncio.ensure_future(queue.submit(2)) for _ in range(5)]
+        while queue.depth < 5:
+            await asyncio.sleep(0.001)
+        assert metrics.registry.get_sample_value("digitstream_queue_depth") == 5
+    finally:
+        handler.gate.set()
+    await asyncio.gather(*pending)
+    assert metrics.registry.get_sample_value("digitstream_queue_depth") == 0
     queue.close()
 
 
