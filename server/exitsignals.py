@@ -35,7 +35,8 @@ def _uvicorn_handlers() -> dict[int, SignalHandler]:
 
 def drain_before_exit(drain: Callable[[], Awaitable[None]]) -> Callable[[], None]:
     """On the first exit signal run `drain`, then hand the signal to uvicorn; a second one goes
-    to uvicorn at once, so an impatient Ctrl+C is never ignored. Returns the undo."""
+    to uvicorn at once, so an impatient Ctrl+C is never ignored (uvicorn's shutdown still waits
+    for the drain, which is bounded). Returns the undo."""
     handlers = _uvicorn_handlers() if threading.current_thread() is threading.main_thread() else {}
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks

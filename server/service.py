@@ -64,6 +64,7 @@ class Service:
         self.state = State.STARTING
         self.http_in_flight = 0
         self._drainers: set[Callable[[], Awaitable[None]]] = set()
+        self._draining: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         self.queue.start()
@@ -93,11 +94,17 @@ class Service:
     async def drain(self) -> None:
         """Refuse new connections, answer what is in flight, close every socket with 1001.
         Called on the exit signal before uvicorn's own shutdown (server/exitsignals.py) and
-        again by the lifespan, where it finds nothing left to do; it never raises, so the
-        lifespan's shutdown always runs."""
-        if self.state in (State.DRAINING, State.STOPPED):
+        again by uvicorn's shutdown and the lifespan: a drain under way is waited for, never cut
+        short (a worker hears its process group's signal, then its parent's). It never raises,
+        so the lifespan's shutdown always runs."""
+        if self.state is State.STOPPED:
             return
-        self.state = State.DRAINING
+        if self._draining is None:
+            self.state = State.DRAINING
+            self._draining = asyncio.ensure_future(self._drain_connections())
+        await asyncio.shield(self._draining)
+
+    async def _drain_connections(self) -> None:
         drains = [asyncio.ensure_future(drain()) for drain in list(self._drainers)]
         if not drains:
             return

@@ -269,3 +269,38 @@ async def test_a_snapshot_sent_while_the_server_drains_is_answered_in_its_turn_w
     finally:
         predictor.gate.set()
         server.stop()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_second_exit_signal_during_the_drain_does_not_cut_it_short() -> None:
+    """A `--workers` worker hears its process group's signal (Ctrl+C, systemd), then its parent's."""
+    predictor = SwitchablePredictor()
+    server = InProcessServer(Settings(), predictor.load).start()
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT_S), websockets.connect(server.ws_url) as ws:
+            predictor.gate.clear()
+            await ws.send(canvas_png(holdout()[0][0], size=128))
+            await asyncio.to_thread(predictor.waiting.wait, ANSWER_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(server.service.drain(), server.loop)  # the first signal
+            while server.service.accepting:
+                await asyncio.sleep(0.01)
+            server.server.should_exit = True  # what uvicorn's handler does with the second
+            while await listening(server.settings.port):  # uvicorn's shutdown has begun
+                await asyncio.sleep(0.01)
+            predictor.gate.set()
+            assert json.loads(await ws.recv())["type"] == "prediction"
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    finally:
+        predictor.gate.set()
+        server.stop()
+
+
+async def listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
