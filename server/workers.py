@@ -8,10 +8,12 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 from multiprocessing.context import SpawnProcess
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from server.config import Settings
 from server.service import SHUTDOWN_TIMEOUT_S
@@ -34,7 +36,13 @@ def serve_workers(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     workers = [start_worker(settings, sock) for _ in range(settings.workers)]
+    exit_code = 0
     while not stopping.wait(RESTART_CHECK_S):
+        # One that could not start (a bad --model, say) would fail the same way again, for ever.
+        if any(worker.exitcode == STARTUP_FAILURE for worker in workers):
+            logger.error("a worker could not start (its log says why); stopping the others")
+            exit_code = 1
+            break
         for index, worker in enumerate(workers):
             if not worker.is_alive():
                 logger.warning("worker %s exited with %s; starting another", worker.pid, worker.exitcode)
@@ -45,7 +53,7 @@ def serve_workers(settings: Settings) -> int:
         worker.join(SHUTDOWN_TIMEOUT_S + 2)
         if worker.is_alive():
             worker.kill()
-    return 0
+    return exit_code
 
 
 def start_worker(settings: Settings, sock: socket.socket) -> SpawnProcess:
@@ -58,4 +66,5 @@ def run_worker(settings: Settings, sock: socket.socket) -> None:
     from server.cli import serve
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    serve(settings, sockets=[sock])
+    if serve(settings, sockets=[sock]) != 0:
+        sys.exit(STARTUP_FAILURE)

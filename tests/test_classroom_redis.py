@@ -238,6 +238,18 @@ async def test_with_more_than_one_worker_redis_is_required(tmp_path: Path) -> No
     assert "--workers 2 needs --redis-url" in process.log_text()
 
 
+async def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_for_ever(
+    redis_server, tmp_path: Path
+) -> None:
+    process = ServerProcess(
+        args=["--workers", "2", "--redis-url", redis_server.url, "--model", str(tmp_path / "missing.tflite")],
+        log_path=tmp_path / "workers.log",
+    )
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        process.start()
+    assert "a worker could not start" in process.log_text()
+
+
 def wait_for_log(process: ServerProcess, text: str, count: int) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while process.log_text().count(text) < count:
