@@ -67,9 +67,20 @@ def comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip().rstrip("/") for item in text.split(",") if item.strip())
 
 
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
 def parser_for(cls: type, name: str) -> Callable[[str], Any]:
     """How one field is read from a flag or an environment variable."""
     spec = {field.name: field for field in dataclasses.fields(cls)}[name]
+    if spec.metadata.get("choices"):
+        return one_of(spec.metadata["choices"])
     if spec.metadata.get("parse"):
         return spec.metadata["parse"]
     hint = typing.get_type_hints(cls)[name]
@@ -89,21 +100,27 @@ def env_name(name: str) -> str:
 
 
 def from_env(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
-    """`cls` with every field whose `DIGITSTREAM_*` variable is set read from it."""
+    """`cls` with every field whose `DIGITSTREAM_*` variable is set read from it; raises
+    ValueError naming the variable whose text is not a value of its field."""
     environ = os.environ if environ is None else environ
-    values = {
-        field.name: parser_for(cls, field.name)(environ[env_name(field.name)])
-        for field in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if env_name(field.name) in environ
-    }
+    values = {}
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        variable = env_name(field.name)
+        if variable in environ:
+            try:
+                values[field.name] = parser_for(cls, field.name)(environ[variable])
+            except (ValueError, argparse.ArgumentTypeError) as error:
+                raise ValueError(f"{variable}={environ[variable]!r}: {error}") from None
     return cls(**values)
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, environ: Mapping[str, str] | None = None) -> None:
-    """One flag per field; each defaults to its environment variable, then to the field's default."""
-    defaults: Any = from_env(cls, environ)
+    """One flag per field; each defaults to its environment variable, then to the field's default.
+    A variable's text is a string default, which argparse parses only when its flag is not
+    given, refusing bad text with its own usage error: a flag wins over a variable it never reads."""
+    environ = os.environ if environ is None else environ
     for field in dataclasses.fields(cls):
-        default = getattr(defaults, field.name)
+        default = environ.get(env_name(field.name), field.default)
         shown = "off" if default is None else ",".join(default) if isinstance(default, tuple) else default
         parser.add_argument(
             "--" + field.name.replace("_", "-"),

@@ -49,6 +49,20 @@ def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
     assert settings.port == Settings().port
 
 
+def test_a_bad_variable_is_a_usage_error_unless_its_flag_overrides_it(capsys) -> None:
+    environ = {"DIGITSTREAM_PORT": "abc", "DIGITSTREAM_LOG_LEVEL": "verbose"}
+    parser = argparse.ArgumentParser()
+    add_options(parser, Settings, environ)
+    settings = from_args(Settings, parser.parse_args(["--port", "8001", "--log-level", "debug"]))
+    assert (settings.port, settings.log_level) == (8001, "debug")
+    for flags, named in ((["--log-level", "debug"], "--port"), (["--port", "8001"], "--log-level")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(flags)
+        assert f"argument {named}:" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="DIGITSTREAM_PORT='abc'"):
+        from_env(Settings, environ)
+
+
 def test_environment_variables_are_the_fallback_for_flags(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "DIGITSTREAM_PORT": str(port), "DIGITSTREAM_MAX_BATCH_SIZE": "4"}
