@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server import greyframe
+from server import greyframe, png
 from server.batching import BatchHandler, BatchingQueue
 from server.errors import ClientError
 from server.metrics import Metrics
@@ -82,7 +82,8 @@ def batch_classifier(
         predict = load_model()
         for size in range(1, max_batch_size + 1):
             predict(np.zeros((size, 28, 28, 1), np.float32))
-        preprocess_bytes(WARM_UP_SNAPSHOT)  # compiles the recipe, or loads it from numba's cache
+        for snapshot in WARM_UP_SNAPSHOTS:  # compiles the recipe, or loads it from numba's cache
+            preprocess_bytes(snapshot)
 
         def classify_batch(snapshots: list[bytes]) -> list[Classification | ClientError]:
             return _classify_batch(predict, metrics, snapshots, max_pixels, record_input)
@@ -133,11 +134,13 @@ def _classify_batch(
     return outcomes
 
 
-def _warm_up_snapshot() -> bytes:
-    """A grey frame of a ring: enough ink for the whole recipe to run."""
+def _warm_up_snapshots() -> tuple[bytes, ...]:
+    """A ring, enough ink for the whole recipe to run, as each kind of frame the page sends: a
+    grey frame and a PNG decode to different arrays, and each needs its own compiled variants."""
     rows, columns = np.indices((64, 64))
     radius = np.hypot(rows - 32, columns - 32)
-    return greyframe.encode(np.where(np.abs(radius - 20) < 3, 255, 0).astype(np.uint8))
+    ring = np.where(np.abs(radius - 20) < 3, 255, 0).astype(np.uint8)
+    return greyframe.encode(ring), png.encode_grey(ring)
 
 
-WARM_UP_SNAPSHOT = _warm_up_snapshot()
+WARM_UP_SNAPSHOTS = _warm_up_snapshots()

@@ -3,16 +3,18 @@ reaches the model, and what each snapshot of a batch is answered."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 from server import greyframe
-from server.classifier import WARM_UP_SNAPSHOT, Classification, batch_classifier
+from server.classifier import WARM_UP_SNAPSHOTS, Classification, batch_classifier
 from server.metrics import Metrics
 from server.preprocess import BadImage
-from tests.support import holdout, png_bytes
+from tests.support import REPO, holdout, png_bytes
 
 
 class FakeModel:
@@ -62,10 +64,39 @@ def test_a_batch_of_only_blank_snapshots_never_reaches_the_model(model) -> None:
     assert model.batches == []
 
 
-def test_the_warm_up_snapshot_holds_a_digit_shape(model) -> None:
+def test_the_warm_up_snapshots_hold_a_digit_shape(model) -> None:
     classify = batch_classifier(lambda: model, Metrics(), max_batch_size=1)()
-    (outcome,) = classify([WARM_UP_SNAPSHOT])
-    assert isinstance(outcome, Classification) and not outcome.empty
+    for outcome in classify(list(WARM_UP_SNAPSHOTS)):
+        assert isinstance(outcome, Classification) and not outcome.empty
+
+
+WARMED_UP_THEN_PAGE_FRAMES = """
+from bench.record_page import FIXTURE, PNG_FIXTURE, Recording
+from server import recipe
+from server.classifier import WARM_UP_SNAPSHOTS
+from server.preprocess import preprocess_bytes
+
+def variants():
+    return {name: len(getattr(recipe, name).signatures) for name in dir(recipe)
+            if hasattr(getattr(recipe, name), "signatures")}
+
+for snapshot in WARM_UP_SNAPSHOTS:
+    preprocess_bytes(snapshot)
+warmed_up = variants()
+for fixture in (FIXTURE, PNG_FIXTURE):
+    for frame in Recording.load(fixture).strokes[0]:
+        preprocess_bytes(frame)
+print(sorted(name for name, count in variants().items() if count != warmed_up[name]))
+"""
+
+
+def test_the_warm_up_readies_the_recipe_for_every_kind_of_frame_the_page_sends() -> None:
+    """A variant the warm-up left out is compiled on the first such frame, on the model's
+    thread (~0.4 s), after /healthz said ready. A fresh process, so no other test warmed it."""
+    result = subprocess.run(
+        [sys.executable, "-c", WARMED_UP_THEN_PAGE_FRAMES], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_recorded_inputs_are_the_previews_with_their_digits(model) -> None:
