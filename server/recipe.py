@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from server.jit import compiled
 from server.resample import reduced, resized
 
 SIZE = 28
@@ -50,7 +50,7 @@ Box = tuple[int, int, int]  # top, left, longest side
 ANY_INK = np.float32(1e-45)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def grey_distance(grey: np.ndarray) -> np.ndarray:
     """Each pixel's difference from the background, the median of the outermost pixels."""
     background = int(_border_median(grey))
@@ -64,7 +64,7 @@ def grey_distance(grey: np.ndarray) -> np.ndarray:
     return distance
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def mnist_digit(distance: np.ndarray) -> np.ndarray:
     """The 28×28 uint8 digit, white on black, from a 2-D uint8 distance image; a (0, 0) array
     when there is no ink or only specks."""
@@ -74,7 +74,7 @@ def mnist_digit(distance: np.ndarray) -> np.ndarray:
     return _mnist_like(ink)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _border_median(pixels: np.ndarray) -> float:
     """The median of the outermost pixels of a 2-D uint8 image (the top and bottom rows twice
     when it is one row high), from their histogram."""
@@ -99,7 +99,7 @@ def _border_median(pixels: np.ndarray) -> float:
     return (low + high) / 2
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _ink(distance: np.ndarray) -> np.ndarray:
     """How much ink each pixel holds, 0–1, around the ink only; (0, 0) when there is none.
 
@@ -128,7 +128,7 @@ def _ink(distance: np.ndarray) -> np.ndarray:
     return _normalised(reduced(ink, factor, (0, 0, ink.shape[1], ink.shape[0])))
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _ink_box(ink: np.ndarray, level: float | np.floating) -> Box:
     """Top, left and longest side of the box around the ink at `level` or above; a side of 0
     when there is none."""
@@ -136,7 +136,7 @@ def _ink_box(ink: np.ndarray, level: float | np.floating) -> Box:
     return top, left, max(bottom - top, right - left)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _bounds(ink: np.ndarray, level: float | np.floating) -> tuple[int, int, int, int]:
     """Top, left, bottom and right (exclusive) of the ink at `level` or above; all 0 when there
     is none. Rows are counted and columns marked without branches, so both vectorise."""
@@ -159,7 +159,7 @@ def _bounds(ink: np.ndarray, level: float | np.floating) -> tuple[int, int, int,
     return top, left, bottom + 1, right
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _mnist_like(ink: np.ndarray) -> np.ndarray:
     # ink is float32: its crop level is the float32 nearest to CROP_LEVEL
     top, left, extent = _ink_box(ink, np.float32(CROP_LEVEL))
@@ -182,7 +182,7 @@ def _mnist_like(ink: np.ndarray) -> np.ndarray:
     return digit
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _normalised(ink: np.ndarray) -> np.ndarray:
     """Strongest ink 1 again, after resampling has faded lines thinner than a pixel."""
     strongest = ink.max()
@@ -193,7 +193,7 @@ def _normalised(ink: np.ndarray) -> np.ndarray:
     return ink
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@compiled(nogil=True, fastmath={"reassoc", "contract"})
 def _stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: twice the ink's area over its outline's length.
 
@@ -224,7 +224,7 @@ def _stroke_width(ink: np.ndarray) -> float:
     return 2.0 * area / (outline * math.pi / 4.0)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _repainted(ink: np.ndarray, corner: tuple[int, int], scale: float, widen: float) -> np.ndarray:
     """The digit at WORK_SCALE × MNIST's size, its strokes `widen` MNIST pixels wider.
 
@@ -247,7 +247,7 @@ def _repainted(ink: np.ndarray, corner: tuple[int, int], scale: float, widen: fl
     return work
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _inverted(ink: np.ndarray) -> np.ndarray:
     """1 − ink, in place: ink becomes background and background ink."""
     for y in range(ink.shape[0]):
@@ -257,7 +257,7 @@ def _inverted(ink: np.ndarray) -> np.ndarray:
     return ink
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _dilated(ink: np.ndarray, steps: int) -> np.ndarray:
     """Grey dilation by an octagon, alternating 3×3 square and cross steps: a round pen.
     Beyond the edges is background (0)."""
@@ -284,7 +284,7 @@ def _dilated(ink: np.ndarray, steps: int) -> np.ndarray:
     return ink
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@compiled(nogil=True, fastmath={"reassoc", "contract"})
 def _placed(ink: np.ndarray, corner: tuple[int, int], scale: float, field: np.ndarray) -> np.ndarray:
     """Resample `ink` by `scale` into the square `field`, the centre of mass in the middle.
 
@@ -322,7 +322,7 @@ def _placed(ink: np.ndarray, corner: tuple[int, int], scale: float, field: np.nd
     return field
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _window(ink: np.ndarray, top: float, left: float, span: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The pixels from (floor(top), floor(left)) covering `span`, background beyond the edges,
     and where in it `ink` lies (top, left, bottom, right)."""

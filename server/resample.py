@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from server.jit import compiled
 
 LANCZOS_SUPPORT = 3.0
 BICUBIC_SUPPORT = 2.0
@@ -26,7 +27,7 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # each output's first input, tap count, weights
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def resized(image: np.ndarray, size: int, box: Box, lanczos: bool, inked: tuple[int, int, int, int]) -> np.ndarray:
     """The `box` of a float32 image resampled to size×size with Lanczos (else bicubic), after
     a box reduce when the box spans 2 × REDUCING_GAP × size or more. `inked` (top, left,
@@ -58,7 +59,7 @@ def resized(image: np.ndarray, size: int, box: Box, lanczos: bool, inked: tuple[
     return _pass(np.ascontiguousarray(columns.T), top, down)
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def reduced(image: np.ndarray, factor: int, box: tuple[int, int, int, int]) -> np.ndarray:
     """The mean of each factor×factor block of `box` (x0, y0, x1, y1) of a float32 image; the
     blocks cut short by the box's right and bottom edges are the means of what they hold."""
@@ -92,7 +93,7 @@ def reduced(image: np.ndarray, factor: int, box: tuple[int, int, int, int]) -> n
     return out
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _coefficients(in_size: int, start: float, stop: float, out_size: int, lanczos: bool) -> Rows:
     """For each output pixel, the first input pixel it reads, how many, and their normalised
     weights (Resample.c's precompute_coeffs; the box arrives there in single precision)."""
@@ -124,7 +125,7 @@ def _coefficients(in_size: int, start: float, stop: float, out_size: int, lanczo
     return firsts, counts, weights
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _lanczos(start: float, step: float, out: np.ndarray) -> None:
     """sinc(x) · sinc(x / 3) on [-3, 3) at x = start, start + step, …: each sin(πx / 3) from
     the last by the angle-addition rule, and sin(πx) from sin(πx / 3), so one sine a row."""
@@ -141,7 +142,7 @@ def _lanczos(start: float, step: float, out: np.ndarray) -> None:
         sine, cosine = sine * turn_cosine + cosine * turn_sine, cosine * turn_cosine - sine * turn_sine
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _bicubic(x: float) -> float:
     a = -0.5
     x = abs(x)
@@ -152,7 +153,7 @@ def _bicubic(x: float) -> float:
     return 0.0
 
 
-@njit(cache=True, nogil=True)
+@compiled(nogil=True)
 def _pass(image: np.ndarray, offset: int, rows: Rows) -> np.ndarray:
     """out[o] = Σ weights[o, t] · input row first[o] + t, where `image` holds the input rows from
     `offset` on and every other row is 0: summed in float64, stored as float32."""
