@@ -64,8 +64,8 @@ class Png:
         return b"".join(data for kind, data, _ in self.chunks if kind == b"IDAT")
 
     def minimal(self) -> bytes:
-        """The same image as a PNG of its header, palette, transparency and pixels only; the
-        chunks as they came, so Pillow checks their CRCs."""
+        """The same image as a PNG of its header, palette, transparency and pixels only, the
+        chunks as they came."""
         header = struct.pack(
             ">IIBBBBB", self.width, self.height, self.bit_depth, self.colour_type, 0, 0, int(self.interlaced)
         )
