@@ -61,7 +61,11 @@ class ServerProcess:
         self.started_at = time.monotonic()
         with open(self.log_path or os.devnull, "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.wait_healthy()
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()  # a server that never became healthy must not outlive the test
+            raise
         return self
 
     def wait_healthy(self) -> None:
