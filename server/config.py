@@ -156,6 +156,12 @@ class Settings:
     max_message_bytes: int = option(
         MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int
     )
+    max_control_rate: float = option(
+        20.0,
+        "text frames (pings, clears, joins, a dashboard's commands) one connection may send a second, a second's "
+        "worth at once; faster ones are read late, so TCP slows the sender",
+        parse=positive_float,
+    )
     max_text_bytes: int = option(
         4096,
         "largest text (control) frame in UTF-8 bytes, checked before it is parsed; larger get too_large",

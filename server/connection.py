@@ -9,6 +9,7 @@ import contextlib
 import enum
 import json
 import logging
+import math
 from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 
 from server import protocol
 from server.errors import BadMessage, ClientError
+from server.pace import Pace
 from server.service import CLOSE_TIMEOUT_S, Service
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class Socket:
         self.service = service
         self.address = websocket.client.host if websocket.client else "unknown"
         self._send_lock = asyncio.Lock()
+        rate = service.settings.max_control_rate
+        self._text_pace = Pace(rate, burst=math.ceil(rate))
 
     async def send(self, text: str) -> None:
         try:
@@ -110,6 +114,11 @@ class Socket:
                     return None
                 return data
             text: str = message.get("text") or ""
+            # Not read on while a frame waits for its turn: a ping flood is slowed by TCP, and
+            # costs the event loop no more than a page does.
+            if self._text_pace.delay() > 0:
+                self.service.metrics.paced_text_frames.inc()
+            await self._text_pace.wait()
             # a character is at least one UTF-8 byte: a long text is refused before it is encoded
             if len(text) <= settings.max_text_bytes and len(text.encode()) <= settings.max_text_bytes:
                 return text

@@ -49,6 +49,11 @@ class Metrics:
             "Snapshots replaced by a newer one of the same connection before being classified.",
             registry=self.registry,
         )
+        self.paced_text_frames = Counter(
+            "digitstream_paced_text_frames",
+            "Text frames read late because their connection sent them faster than --max-control-rate.",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "digitstream_errors", "Errors sent to clients, by code.", ["code"], registry=self.registry
         )

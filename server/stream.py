@@ -25,6 +25,7 @@ from server import protocol
 from server.classifier import Classification, Classifier
 from server.errors import ClientError
 from server.metrics import Metrics
+from server.pace import Pace
 
 logger = logging.getLogger(__name__)
 
@@ -38,27 +39,6 @@ class Snapshot:
     data: bytes
     received_at: float
     refusal: ClientError | None  # answered with this in its turn instead of being classified
-
-
-class Pace:
-    """A token bucket: `burst` answers at once, then `rate` a second."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-
-    def delay(self) -> float:
-        """Seconds until the next answer may start; 0 when it may start now."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        return max(0.0, (1 - self._tokens) / self._rate)
-
-    def take(self) -> None:
-        self._tokens -= 1
 
 
 class SnapshotStream:
@@ -112,11 +92,10 @@ class SnapshotStream:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while (delay := self._pace.delay()) > 0:
-                await asyncio.sleep(delay)  # newer snapshots keep replacing the waiting one
+            # Newer snapshots keep replacing the waiting one meanwhile; a cleared one spends its turn too.
+            await self._pace.wait()
             snapshot, self._waiting = self._waiting, None
             self._make_room()
-            self._pace.take()  # a cleared snapshot spends its turn too
             if snapshot is not None:
                 await self._answer(snapshot)
             if self._waiting is None:

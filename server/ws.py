@@ -17,8 +17,9 @@ from starlette.websockets import WebSocket
 from server.batching import QueueClosed
 from server.connection import Close, Socket, accept, parse_json_object, run_until_first_ends
 from server.errors import BadMessage
+from server.pace import Pace
 from server.service import DRAIN_TIMEOUT_S
-from server.stream import AnswerListener, Pace, SnapshotStream
+from server.stream import AnswerListener, SnapshotStream
 
 ControlHandler = Callable[[dict[str, Any]], Awaitable[None]]
 

@@ -98,9 +98,10 @@ def predictor() -> SwitchablePredictor:
 
 @pytest.fixture(scope="module")
 def inprocess(predictor: SwitchablePredictor) -> Iterator[InProcessServer]:
-    # a short send timeout, so the test of a client that never reads need not wait 10 s; room
-    # for the 500 sockets one test opens from one address
-    settings = Settings(send_timeout_s=1.0, max_connections_per_address=600)
+    # a short send timeout, and pings read as fast as they come, so the test of a client that
+    # never reads need not wait for its buffers to fill; room for the 500 sockets one test opens
+    # from one address
+    settings = Settings(send_timeout_s=1.0, max_connections_per_address=600, max_control_rate=10_000)
     server = InProcessServer(settings, predictor.load).start()
     asyncio.run(warm_up(server))
     yield server

@@ -23,7 +23,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
 from server.config import MIB, Settings
-from server.stream import Pace
+from server.pace import Pace
+from tests.inprocess import InProcessServer
 from tests.support import ANSWER_TIMEOUT_S, ServerProcess, canvas_png, closed_with, holdout, receive, receive_type
 
 
@@ -278,6 +279,18 @@ def test_the_pace_allows_a_burst_then_its_rate() -> None:
     pace.take()
     pace.take()
     assert pace.delay() > 0
+
+
+async def test_text_frames_past_the_control_rate_are_read_late() -> None:
+    server = InProcessServer(Settings(max_control_rate=2)).start()  # two at once, then two a second
+    try:
+        async with websockets.connect(server.ws_url) as ws:
+            for ping in range(5):
+                await ws.send(json.dumps({"type": "ping", "t": ping}))
+            assert [await receive(ws) for _ in range(5)] == [{"type": "pong", "t": ping} for ping in range(5)]
+        assert server.service.metrics.registry.get_sample_value("digitstream_paced_text_frames_total") == 3
+    finally:
+        server.stop()
 
 
 async def test_a_flood_is_paced_and_its_newest_snapshot_is_still_answered(named: ServerProcess, digit) -> None:

@@ -7,7 +7,8 @@ import json
 
 from server.classifier import EMPTY, Classification
 from server.metrics import Metrics
-from server.stream import Pace, SnapshotStream
+from server.pace import Pace
+from server.stream import SnapshotStream
 
 MAX_REPLACED = 3
 
