@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server.config import Settings, add_options, from_args, from_env
 from tests.inprocess import InProcessServer, SwitchablePredictor
-from tests.support import ANSWER_TIMEOUT_S, REPO, ServerProcess, canvas_png, free_port, holdout
+from tests.support import ANSWER_TIMEOUT_S, REPO, ServerProcess, canvas_png, closed_with, free_port, holdout
 
 
 def test_help_explains_every_setting_with_its_flag_and_environment_variable() -> None:
@@ -158,7 +158,7 @@ async def stalled_client(server: ServerProcess) -> tuple[websockets.ClientConnec
     return lazy, sender
 
 
-async def closed_with(ws: websockets.ClientConnection) -> int | None:
+async def close_code_past_answers(ws: websockets.ClientConnection) -> int | None:
     with contextlib.suppress(ConnectionClosed):
         while True:
             await asyncio.wait_for(ws.recv(), 10)
@@ -177,7 +177,7 @@ async def sigterm_beside_a_stalled_client(server: ServerProcess) -> tuple[int | 
             stopped_at = time.monotonic()
             assert server.process is not None
             server.process.send_signal(signal.SIGTERM)
-            code = await closed_with(drawer)
+            code = await close_code_past_answers(drawer)
             assert await asyncio.to_thread(server.process.wait, 30) in (0, -signal.SIGTERM)
             return code, time.monotonic() - stopped_at
     finally:
@@ -262,9 +262,7 @@ async def test_a_snapshot_sent_while_the_server_drains_is_answered_in_its_turn_w
             predictor.gate.clear()
             await ws.send(frame)
             await asyncio.to_thread(predictor.waiting.wait, ANSWER_TIMEOUT_S)  # snapshot 1 is in the model
-            asyncio.run_coroutine_threadsafe(server.service.drain(), server.loop)
-            while server.service.accepting:
-                await asyncio.sleep(0.01)
+            await begin_drain(server)
             await ws.send(frame)
             await ws.send(json.dumps({"type": "ping", "t": 1}))
             assert json.loads(await ws.recv()) == {"type": "pong", "t": 1}  # so snapshot 2 was read
@@ -277,9 +275,7 @@ async def test_a_snapshot_sent_while_the_server_drains_is_answered_in_its_turn_w
             answers = [json.loads(await ws.recv()) for _ in range(2)]
             assert [(a["type"], a["seq"]) for a in answers] == [("prediction", 1), ("error", 2)]
             assert answers[1]["code"] == "shutting_down"
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            assert await closed_with(ws) == 1001
     finally:
         predictor.gate.set()
         server.stop()
@@ -295,20 +291,23 @@ async def test_a_second_exit_signal_during_the_drain_does_not_cut_it_short() -> 
             predictor.gate.clear()
             await ws.send(canvas_png(holdout()[0][0], size=128))
             await asyncio.to_thread(predictor.waiting.wait, ANSWER_TIMEOUT_S)
-            asyncio.run_coroutine_threadsafe(server.service.drain(), server.loop)  # the first signal
-            while server.service.accepting:
-                await asyncio.sleep(0.01)
+            await begin_drain(server)  # the first signal
             server.server.should_exit = True  # what uvicorn's handler does with the second
             while await listening(server.settings.port):  # uvicorn's shutdown has begun
                 await asyncio.sleep(0.01)
             predictor.gate.set()
             assert json.loads(await ws.recv())["type"] == "prediction"
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            assert await closed_with(ws) == 1001
     finally:
         predictor.gate.set()
         server.stop()
+
+
+async def begin_drain(server: InProcessServer) -> None:
+    """What the first exit signal does, until the server has stopped accepting."""
+    asyncio.run_coroutine_threadsafe(server.service.drain(), server.loop)
+    while server.service.accepting:
+        await asyncio.sleep(0.01)
 
 
 async def listening(port: int) -> bool:
