@@ -35,9 +35,9 @@ STAGES = {
     "preview PNG": ("preview_png",),
     "model (LiteRT)": ("(server/predictor.py",),
     # a woken worker that the 2 cores have not yet run: sampled as active, mostly not CPU
-    "worker waking for the next batch": ("BatchingQueue._take_batch",),
+    "worker waking for the next batch": ("BatchingQueue._take (",),
     "rest of preprocessing": ("preprocess",),
-    "batch: assembly, probabilities, answers": ("_classify_batch", "batching.py", "classifier.py"),
+    "batch: assembly, probabilities, answers": ("_classify_prepared", "batching.py", "classifier.py"),
     "JSON answers": ("prediction (server/protocol.py", "json/"),
     "thread hand-offs (futures across threads)": ("call_soon_threadsafe", "concurrent/futures"),
     "event loop, Python: WebSocket frames, tasks, sends": ("websockets", "uvicorn", "starlette", "asyncio", "server/"),

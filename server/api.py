@@ -32,7 +32,7 @@ async def classify(request: Request) -> Response:
     service.http_in_flight += 1
     try:
         data = await read_image(request, service.settings.max_message_bytes)
-        result = await service.classifier.classify(data)
+        result = await service.classifier.classify(data, sender=request.client.host if request.client else "unknown")
     except ClientDisconnect:
         return Response(status_code=400)
     finally:

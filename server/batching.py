@@ -1,13 +1,17 @@
 """One batching queue: submit an item, await its result.
 
-The queue owns a worker thread, and that thread owns the batch handler: it loads it (the
-model, warmed up) and calls it on every batch, so neither decoding, preprocessing nor the
-model ever runs on the event loop. The worker takes up to `max_batch_size` items, waiting at
-most `max_wait_s` after the first, and resolves the waiters of a batch with one wake-up of
-each waiter's event loop.
+The queue owns a worker thread, and that thread owns the handler: it loads it (the model,
+warmed up) and runs it on every batch, so neither decoding, preprocessing nor the model ever
+runs on the event loop. The worker takes items one at a time, each sender in turn by the
+worker time its items have cost (server/fairshare.py), and prepares each as it takes it. A
+batch takes items until it holds `max_batch_size` or `max_wait_s` has passed since its first
+was taken, so one costly item closes its batch instead of holding back the cheap ones queued
+after it. The batch's prepared items then go through the handler's `run` together, and the
+waiters of a batch are resolved with one wake-up of each waiter's event loop.
 
-A handler maps a list of items to one outcome each, a result or the ClientError that item
-gets; if it raises, every item of the batch fails with BatchFailed and the worker lives on.
+A ClientError that `prepare` raises is that item's answer. If `prepare` fails otherwise, its
+item alone fails; if `run` fails, every item it was given fails with BatchFailed. Either way
+the worker lives on.
 """
 
 from __future__ import annotations
@@ -16,19 +20,19 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from server.errors import ClientError
+from server.fairshare import FairShare
 from server.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+Prepared = TypeVar("Prepared")
 Result = TypeVar("Result")
-BatchHandler = Callable[[list[Item]], Sequence[Result | ClientError]]
 
 
 class Overloaded(ClientError):
@@ -56,27 +60,38 @@ class QueueClosed(ClientError):
 
 
 @dataclass(frozen=True)
+class Handler(Generic[Item, Prepared, Result]):
+    """What the worker runs: `prepare` on each item as it is taken (raising ClientError for an
+    item it refuses), then `run` on the prepared items of a batch, answering each in order."""
+
+    prepare: Callable[[Item], Prepared]
+    run: Callable[[list[Prepared]], Sequence[Result]]
+
+
+@dataclass(frozen=True)
 class Batched(Generic[Result]):
     result: Result
-    queue_ms: float  # from submit to the start of its batch
+    queue_ms: float  # from submit until the worker took it
     batch_size: int
 
 
-@dataclass(eq=False)  # identity: deque.remove must not compare items
+@dataclass(eq=False)  # identity: removing a waiter must not compare items
 class _Waiter(Generic[Item, Result]):
     item: Item
+    sender: Hashable
     future: asyncio.Future[Batched[Result]]
     loop: asyncio.AbstractEventLoop
     submitted_at: float
+    taken_at: float = 0.0
 
 
 Outcome = tuple[_Waiter, Batched | BaseException]
 
 
-class BatchingQueue(Generic[Item, Result]):
+class BatchingQueue(Generic[Item, Prepared, Result]):
     def __init__(
         self,
-        load_handler: Callable[[], BatchHandler[Item, Result]],
+        load_handler: Callable[[], Handler[Item, Prepared, Result]],
         *,
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
@@ -92,7 +107,7 @@ class BatchingQueue(Generic[Item, Result]):
         self.deadline_s = deadline_s
         self._load_handler = load_handler
         self._metrics = metrics or Metrics()
-        self._waiters: deque[_Waiter[Item, Result]] = deque()
+        self._waiters: FairShare[_Waiter[Item, Result]] = FairShare()
         self._metrics.queue_depth.set_function(lambda: len(self._waiters))  # read when scraped
         self._condition = threading.Condition()
         self._closed = False
@@ -123,7 +138,7 @@ class BatchingQueue(Generic[Item, Result]):
     def oldest_age_s(self) -> float:
         """How long the oldest item queued or being handled has waited; 0 when there is none."""
         with self._condition:
-            submitted = [self._waiters[0].submitted_at] if self._waiters else []
+            submitted = [waiter.submitted_at for waiter in self._waiters.firsts()]
         if (running_since := self._running_since) is not None:
             submitted.append(running_since)
         return time.perf_counter() - min(submitted) if submitted else 0.0
@@ -133,16 +148,16 @@ class BatchingQueue(Generic[Item, Result]):
         """An item has waited longer than the deadline: its waiter has given up on the model."""
         return self.deadline_s is not None and self.oldest_age_s() > self.deadline_s
 
-    async def submit(self, item: Item) -> Batched[Result]:
-        """Handle `item` in the next batch; ModelTimeout past the deadline."""
+    async def submit(self, item: Item, sender: Hashable) -> Batched[Result]:
+        """Handle `item` in a coming batch, in `sender`'s turn; ModelTimeout past the deadline."""
         loop = asyncio.get_running_loop()
-        waiter: _Waiter[Item, Result] = _Waiter(item, loop.create_future(), loop, time.perf_counter())
+        waiter: _Waiter[Item, Result] = _Waiter(item, sender, loop.create_future(), loop, time.perf_counter())
         with self._condition:
             if self._closed:
                 raise QueueClosed()
             if len(self._waiters) >= self.max_pending:
                 raise Overloaded()
-            self._waiters.append(waiter)
+            self._waiters.add(sender, waiter)
             self._condition.notify()
         try:
             async with asyncio.timeout(self.deadline_s):
@@ -166,63 +181,82 @@ class BatchingQueue(Generic[Item, Result]):
 
     def _run(self) -> None:
         try:
-            handle = self._load_handler()
+            handler = self._load_handler()
         except BaseException as error:  # reported by wait_ready and /healthz
             logger.exception("loading the model failed")
             self._startup_error = error
             self._ready.set()
             return
         self._ready.set()
-        while (batch := self._take_batch()) is not None:
-            self._running_since = batch[0].submitted_at
+        while (first := self._take(until=None)) is not None:
             try:
-                self._handle(handle, batch)
+                self._serve_batch(handler, first)
             finally:
                 self._running_since = None
 
-    def _take_batch(self) -> list[_Waiter[Item, Result]] | None:
+    def _take(self, until: float | None) -> _Waiter[Item, Result] | None:
+        """The next item in fair turn, waiting for one until `until` (None: until one comes or
+        the queue closes)."""
         with self._condition:
-            while not self._waiters:
-                if self._closed:
+            while (waiter := self._waiters.take()) is None:
+                remaining = None if until is None else until - time.perf_counter()
+                if self._closed or (remaining is not None and remaining <= 0):
                     return None
-                self._condition.wait()
-            batch = [self._waiters.popleft()]
-            deadline = time.perf_counter() + self.max_wait_s
-            while len(batch) < self.max_batch_size:
-                if self._waiters:
-                    batch.append(self._waiters.popleft())
-                    continue
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0 or self._closed:
-                    break
                 self._condition.wait(remaining)
-            return batch
+        waiter.taken_at = time.perf_counter()
+        return waiter
 
-    def _handle(self, handle: BatchHandler[Item, Result], batch: list[_Waiter[Item, Result]]) -> None:
-        started = time.perf_counter()
+    def _serve_batch(self, handler: Handler[Item, Prepared, Result], first: _Waiter[Item, Result]) -> None:
+        until = first.taken_at + self.max_wait_s
+        self._running_since = first.submitted_at
+        batch = [first]
+        prepared: list[tuple[_Waiter[Item, Result], Prepared]] = []
+        refused: list[Outcome] = []
+        waiter: _Waiter[Item, Result] | None = first
+        while waiter is not None:
+            self._running_since = min(self._running_since, waiter.submitted_at)
+            try:
+                prepared.append((waiter, handler.prepare(waiter.item)))
+            except ClientError as refusal:
+                refused.append((waiter, refusal))
+            except Exception:
+                logger.exception("preparing an item failed")  # it must not fail its batch
+                refused.append((waiter, ClientError()))
+            finally:
+                with self._condition:
+                    self._waiters.charge(waiter.sender, time.perf_counter() - waiter.taken_at)
+            if len(batch) == self.max_batch_size or time.perf_counter() >= until:
+                break
+            if (waiter := self._take(until)) is not None:
+                batch.append(waiter)
         self._metrics.batch_size.observe(len(batch))
+        for waiter in batch:
+            self._metrics.queue_wait.observe(waiter.taken_at - waiter.submitted_at)
+        _settle(refused + self._run_batch(handler, prepared, len(batch)))
+
+    def _run_batch(
+        self,
+        handler: Handler[Item, Prepared, Result],
+        prepared: list[tuple[_Waiter[Item, Result], Prepared]],
+        batch_size: int,
+    ) -> list[Outcome]:
+        if not prepared:
+            return []
         try:
-            results = handle([waiter.item for waiter in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"the handler answered {len(results)} of {len(batch)} items")
+            results = handler.run([item for _, item in prepared])
+            if len(results) != len(prepared):
+                raise RuntimeError(f"the handler answered {len(results)} of {len(prepared)} items")
         except Exception:
-            logger.exception("the model failed on a batch of %d", len(batch))
-            _settle([(waiter, BatchFailed()) for waiter in batch])
-            return
-        outcomes: list[Outcome] = []
-        for waiter, result in zip(batch, results):
-            queue_ms = (started - waiter.submitted_at) * 1000
-            self._metrics.queue_wait.observe(queue_ms / 1000)
-            outcome = result if isinstance(result, ClientError) else Batched(result, queue_ms, len(batch))
-            outcomes.append((waiter, outcome))
-        _settle(outcomes)
+            logger.exception("the model failed on a batch of %d", len(prepared))
+            return [(waiter, BatchFailed()) for waiter, _ in prepared]
+        return [
+            (waiter, Batched(result, (waiter.taken_at - waiter.submitted_at) * 1000, batch_size))
+            for (waiter, _), result in zip(prepared, results)
+        ]
 
     def _discard(self, waiter: _Waiter[Item, Result]) -> None:
         with self._condition:
-            try:
-                self._waiters.remove(waiter)
-            except ValueError:
-                pass  # already taken by the worker
+            self._waiters.remove(waiter.sender, waiter)
 
 
 def _settle(outcomes: list[Outcome]) -> None:

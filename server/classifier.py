@@ -1,7 +1,7 @@
 """Snapshot bytes in, a classification out, in batches on the batching queue's worker thread.
 
-The worker decodes and prepares each snapshot of a batch (server/preprocess.py: the recipe
-holds no GIL), runs the model once on the batch's digits and writes their previews, so a
+The worker decodes and prepares each snapshot as it takes it (server/preprocess.py: the
+recipe holds no GIL), runs the model once on a batch's digits and writes their previews, so a
 snapshot crosses from the event loop to a thread and back once, and the loop does no
 numerical work at all.
 """
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from server import greyframe, png
-from server.batching import BatchHandler, BatchingQueue
-from server.errors import ClientError
+from server.batching import BatchingQueue, Handler
 from server.metrics import Metrics
-from server.preprocess import MAX_PIXELS, preprocess_bytes, preview_png
+from server.preprocess import MAX_PIXELS, Prepared, preprocess_bytes, preview_png
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +54,13 @@ EMPTY = Classification(NO_PROBABILITIES, None, 0.0)
 
 
 class Classifier:
-    def __init__(self, queue: BatchingQueue[bytes, Classification]) -> None:
+    def __init__(self, queue: BatchingQueue[bytes, Prepared, Classification]) -> None:
         self.queue = queue
 
-    async def classify(self, data: bytes) -> Classification:
-        """Raises BadImage, Overloaded, BatchFailed, ModelTimeout or QueueClosed."""
-        batched = await self.queue.submit(data)
+    async def classify(self, data: bytes, sender: str) -> Classification:
+        """Raises BadImage, Overloaded, BatchFailed, ModelTimeout or QueueClosed. `sender`, the
+        peer's address, is whose share of the model's worker the snapshot is counted in."""
+        batched = await self.queue.submit(data, sender)
         if batched.result.empty:
             return batched.result
         return dataclasses.replace(batched.result, queue_ms=batched.queue_ms)
@@ -73,11 +73,12 @@ def batch_classifier(
     max_batch_size: int,
     max_pixels: int = MAX_PIXELS,
     record_input: RecordInput | None = None,
-) -> Callable[[], BatchHandler[bytes, Classification]]:
+) -> Callable[[], Handler[bytes, Prepared, Classification]]:
     """What the queue's worker loads: the model, warmed up at every batch size it will see,
-    and the recipe compiled, wrapped in the function that classifies a batch of snapshots."""
+    and the recipe compiled; each snapshot is decoded and prepared on its own, then a batch's
+    digits go through the model together."""
 
-    def load() -> BatchHandler[bytes, Classification]:
+    def load() -> Handler[bytes, Prepared, Classification]:
         logger.info("warming up the model and the preprocessing recipe (a first start compiles it: up to a minute)")
         predict = load_model()
         for size in range(1, max_batch_size + 1):
@@ -85,40 +86,29 @@ def batch_classifier(
         for snapshot in WARM_UP_SNAPSHOTS:  # compiles the recipe, or loads it from numba's cache
             preprocess_bytes(snapshot)
 
-        def classify_batch(snapshots: list[bytes]) -> list[Classification | ClientError]:
-            return _classify_batch(predict, metrics, snapshots, max_pixels, record_input)
+        def prepare(snapshot: bytes) -> Prepared:
+            return preprocess_bytes(snapshot, max_pixels)
 
-        return classify_batch
+        def run(batch: list[Prepared]) -> list[Classification]:
+            return _classify_prepared(predict, metrics, batch, record_input)
+
+        return Handler(prepare, run)
 
     return load
 
 
-def _classify_batch(
-    predict: Predictor,
-    metrics: Metrics,
-    snapshots: list[bytes],
-    max_pixels: int,
-    record_input: RecordInput | None,
-) -> list[Classification | ClientError]:
-    outcomes: list[Classification | ClientError] = [EMPTY] * len(snapshots)
+def _classify_prepared(
+    predict: Predictor, metrics: Metrics, batch: list[Prepared], record_input: RecordInput | None
+) -> list[Classification]:
+    """One model call for the snapshots that hold a digit; the others are EMPTY."""
+    outcomes = [EMPTY] * len(batch)
     digits: list[int] = []  # the snapshots that hold one
     previews: list[np.ndarray] = []
-    for index, snapshot in enumerate(snapshots):
-        try:
-            prepared = preprocess_bytes(snapshot, max_pixels)
-        except ClientError as failure:
-            outcomes[index] = failure
-            continue
-        except Exception:
-            # one snapshot that breaks the recipe must not fail its batch
-            logger.exception("preparing a snapshot failed")
-            outcomes[index] = ClientError()
-            continue
-        if prepared.preview is None:
-            metrics.empty_snapshots.inc()
-        else:
+    for index, prepared in enumerate(batch):
+        if prepared.preview is not None:
             digits.append(index)
             previews.append(prepared.preview)
+    metrics.empty_snapshots.inc(len(batch) - len(digits))
     if not digits:
         return outcomes
     started = time.perf_counter()

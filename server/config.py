@@ -152,7 +152,10 @@ class Settings:
         parse=positive_int,
     )
     max_batch_size: int = option(32, "most snapshots the model sees in one batch", parse=positive_int)
-    max_batch_wait_ms: float = option(2.0, "how long a batch waits for more snapshots after its first")
+    max_batch_wait_ms: float = option(
+        2.0,
+        "how long a batch goes on taking snapshots after its first: it waits for more that long, and takes none after",
+    )
     max_message_bytes: int = option(
         MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int
     )

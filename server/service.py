@@ -16,6 +16,7 @@ from server.config import Settings
 from server.debug_inputs import InputRecorder
 from server.metrics import Metrics
 from server.predictor import DEFAULT_SERVED_MODEL_PATH, LiteRTPredictor
+from server.preprocess import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         recorder = InputRecorder(settings.save_inputs) if settings.save_inputs else None
-        self.queue: BatchingQueue[bytes, Classification] = BatchingQueue(
+        self.queue: BatchingQueue[bytes, Prepared, Classification] = BatchingQueue(
             batch_classifier(
                 load_predictor or model_predictor(settings.model, settings.model_threads),
                 self.metrics,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from server import protocol
-from server.classifier import Classification, Classifier
+from server.classifier import Classification
 from server.errors import ClientError
 from server.metrics import Metrics
 from server.pace import Pace
@@ -30,6 +30,7 @@ from server.pace import Pace
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str], Awaitable[None]]
+Classify = Callable[[bytes], Awaitable[Classification]]
 AnswerListener = Callable[[int, Classification], None]
 
 
@@ -42,8 +43,8 @@ class Snapshot:
 
 
 class SnapshotStream:
-    def __init__(self, classifier: Classifier, send: Send, metrics: Metrics, pace: Pace, max_replaced: int) -> None:
-        self._classifier = classifier
+    def __init__(self, classify: Classify, send: Send, metrics: Metrics, pace: Pace, max_replaced: int) -> None:
+        self._classify = classify
         self._send = send
         self._metrics = metrics
         self._pace = pace
@@ -115,7 +116,7 @@ class SnapshotStream:
             await self._fail(snapshot, snapshot.refusal)
             return
         try:
-            result = await self._classifier.classify(snapshot.data)
+            result = await self._classify(snapshot.data)
         except ClientError as failure:
             await self._fail(snapshot, failure)
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -46,7 +47,8 @@ class Connection:
         service = socket.service
         settings = service.settings
         pace = Pace(settings.max_snapshot_rate, settings.snapshot_burst)
-        self._stream = SnapshotStream(service.classifier, socket.send, service.metrics, pace, settings.snapshot_burst)
+        classify = functools.partial(service.classifier.classify, sender=socket.address)
+        self._stream = SnapshotStream(classify, socket.send, service.metrics, pace, settings.snapshot_burst)
         self._controls: dict[str, ControlHandler] = {"clear": self._clear, "ping": self._pong}
         self._ended = asyncio.Event()
         self._sessions = [make(self) for make in sessions]

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from server import greyframe
+from server.batching import Handler
 from server.classifier import WARM_UP_SNAPSHOTS, Classification, batch_classifier
+from server.errors import ClientError
 from server.metrics import Metrics
-from server.preprocess import BadImage
+from server.preprocess import BadImage, Prepared
 from tests.support import REPO, holdout, png_bytes
 
 
@@ -35,17 +37,33 @@ def model() -> FakeModel:
     return FakeModel()
 
 
+def classify_batch(handler: Handler[bytes, Prepared, Classification], snapshots: list[bytes]) -> list[object]:
+    """What the queue's worker does with one batch: prepare each snapshot, then run the prepared."""
+    outcomes: list[object] = []
+    prepared: list[tuple[int, Prepared]] = []
+    for index, snapshot in enumerate(snapshots):
+        try:
+            prepared.append((index, handler.prepare(snapshot)))
+        except ClientError as refusal:
+            outcomes.append(refusal)
+        else:
+            outcomes.append(None)
+    for (index, _), result in zip(prepared, handler.run([item for _, item in prepared])):
+        outcomes[index] = result
+    return outcomes
+
+
 def test_loading_warms_the_model_up_at_every_batch_size(model) -> None:
     batch_classifier(lambda: model, Metrics(), max_batch_size=5)()
     assert [len(batch) for batch in model.batches] == [1, 2, 3, 4, 5]
 
 
 def test_a_batch_reaches_the_model_once_with_only_the_snapshots_that_hold_a_digit(model) -> None:
-    classify = batch_classifier(lambda: model, Metrics(), max_batch_size=4)()
+    handler = batch_classifier(lambda: model, Metrics(), max_batch_size=4)()
     model.batches.clear()
     digits = [png_bytes(digit) for digit in holdout()[0][:2]]
     blank = greyframe.encode(np.zeros((128, 128), np.uint8))
-    outcomes = classify([digits[0], blank, b"not an image", digits[1]])
+    outcomes = classify_batch(handler, [digits[0], blank, b"not an image", digits[1]])
     assert [len(batch) for batch in model.batches] == [2]
     assert model.batches[0].shape == (2, 28, 28, 1) and model.batches[0].dtype == np.float32
     first, empty, refused, last = outcomes
@@ -57,16 +75,16 @@ def test_a_batch_reaches_the_model_once_with_only_the_snapshots_that_hold_a_digi
 
 
 def test_a_batch_of_only_blank_snapshots_never_reaches_the_model(model) -> None:
-    classify = batch_classifier(lambda: model, Metrics(), max_batch_size=2)()
+    handler = batch_classifier(lambda: model, Metrics(), max_batch_size=2)()
     model.batches.clear()
     blank = greyframe.encode(np.zeros((64, 64), np.uint8))
-    assert all(isinstance(o, Classification) and o.empty for o in classify([blank, blank]))
+    assert all(isinstance(o, Classification) and o.empty for o in classify_batch(handler, [blank, blank]))
     assert model.batches == []
 
 
 def test_the_warm_up_snapshots_hold_a_digit_shape(model) -> None:
-    classify = batch_classifier(lambda: model, Metrics(), max_batch_size=1)()
-    for outcome in classify(list(WARM_UP_SNAPSHOTS)):
+    handler = batch_classifier(lambda: model, Metrics(), max_batch_size=1)()
+    for outcome in classify_batch(handler, list(WARM_UP_SNAPSHOTS)):
         assert isinstance(outcome, Classification) and not outcome.empty
 
 
@@ -101,11 +119,11 @@ def test_the_warm_up_readies_the_recipe_for_every_kind_of_frame_the_page_sends()
 
 def test_recorded_inputs_are_the_previews_with_their_digits(model) -> None:
     recorded: list[tuple[np.ndarray, int]] = []
-    classify = batch_classifier(
+    handler = batch_classifier(
         lambda: model,
         Metrics(),
         max_batch_size=1,
         record_input=lambda preview, digit: recorded.append((preview, digit)),
     )()
-    classify([png_bytes(holdout()[0][0])])
+    classify_batch(handler, [png_bytes(holdout()[0][0])])
     assert len(recorded) == 1 and recorded[0][0].shape == (28, 28) and recorded[0][1] == 3

@@ -1,5 +1,6 @@
 """The limits of docs/security.md against real servers: huge control frames, hostile display
-names and secrets, rebinding host names, socket caps, idle sockets and a flooding socket.
+names and secrets, rebinding host names, socket caps, idle sockets, a flooding socket and an
+address sending the costliest snapshots.
 
 Each test proves an outcome a client can see (an error code, a close code, an answer that
 still arrives); none measures time. Tests that spend wrong guesses connect from their own
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import socket
 import time
@@ -17,8 +19,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import websockets
+from PIL import Image
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server.classroom.names import MAX_NAME_LENGTH, BadName, display_name
@@ -313,3 +317,46 @@ async def test_a_flood_is_paced_and_its_newest_snapshot_is_still_answered(named:
     assert seqs == sorted(set(seqs))
     # the burst, then at most 5 a second (and one more for the answer being sent as time ran out)
     assert len(seqs) <= 2 + 5 * elapsed + 1, (len(seqs), elapsed)
+
+
+# -- costly snapshots from one address ------------------------------------------------------
+
+
+def costly_snapshot(digit: np.ndarray) -> bytes:
+    """A megapixel colour photo of a digit: about as costly to prepare as a snapshot may be."""
+    side = 1024
+    ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))[..., None] / 255
+    cream, blue = np.array([250, 245, 220]), np.array([30, 60, 200])
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(cream + (blue - cream) * ink).astype(np.uint8)).save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+async def test_another_address_is_answered_ahead_of_a_backlog_of_costly_snapshots(server: ServerProcess, digit) -> None:
+    """Many sockets from one address fill the queue with the costliest snapshots; a page frame
+    from another address is answered after at most a few of them, not after the backlog."""
+    png, label = digit
+    costly = costly_snapshot(holdout()[0][7])
+    answered = 0
+
+    async def answer(ws: websockets.ClientConnection) -> None:
+        nonlocal answered
+        assert (await receive(ws))["type"] == "prediction"
+        answered += 1
+
+    async with contextlib.AsyncExitStack() as stack:
+        flood = [await stack.enter_async_context(connect(server, address="127.0.0.40")) for _ in range(80)]
+        drawer = await stack.enter_async_context(connect(server, address="127.0.0.41"))
+        for ws in flood:
+            await ws.send(costly)
+        answers = [asyncio.ensure_future(answer(ws)) for ws in flood]
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
+            while (await client.get("/healthz")).json()["queue_depth"] < 60:
+                assert not all(task.done() for task in answers), "the costly snapshots never queued up"
+        await drawer.send(png)
+        before = answered
+        prediction = await receive(drawer)
+        costly_answered_meanwhile = answered - before
+        await asyncio.gather(*answers)
+    assert (prediction["type"], prediction["digit"]) == ("prediction", label)
+    assert costly_answered_meanwhile <= 10, costly_answered_meanwhile

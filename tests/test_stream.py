@@ -32,7 +32,7 @@ async def test_snapshots_dropped_by_clear_count_against_what_the_reader_may_read
     async def send(text: str) -> None:
         sent.append(text)
 
-    stream = SnapshotStream(classifier, send, Metrics(), Pace(rate=30, burst=10), MAX_REPLACED)  # type: ignore[arg-type]
+    stream = SnapshotStream(classifier.classify, send, Metrics(), Pace(rate=30, burst=10), MAX_REPLACED)
     answering = asyncio.create_task(stream.run())
     try:
         stream.push(b"first")
