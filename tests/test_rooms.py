@@ -82,7 +82,7 @@ class Seen:
         async with asyncio.timeout(EVENT_TIMEOUT_S):
             while not done(self):
                 await self.watch.wait()
-                changed, removed = self.watch.take()
+                changed, removed, _ = self.watch.take()
                 self.changed = (self.changed - removed) | changed
                 self.removed |= removed
 

@@ -84,6 +84,9 @@ class Bus:
         self._forgetting: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
+    async def close(self) -> None:
+        await self._pubsub.aclose()
+
     def fanout(self, code: str) -> Fanout:
         return self._fanouts.setdefault(code, Fanout())
 
@@ -143,13 +146,14 @@ class Bus:
             await self.sync(code)
 
     async def _recovered(self) -> None:
-        """Events sent while Redis was away are lost: dashboards redraw from Redis, and rooms
-        Redis no longer has (it restarted empty) close here as they closed there."""
+        """Events sent while the subscription was down are lost: dashboards redraw every tile
+        from Redis, and rooms Redis no longer has (it restarted empty) close here as they
+        closed there."""
         self._outage.succeeded()
         for fanout in self._fanouts.values():
             fanout.settle()
             for watch in fanout.watches:
-                watch.mark()
+                watch.redraw()
         with contextlib.suppress(ClassroomUnavailable):
             for code in await self._rooms_lost(list(self._fanouts)):
                 # its last seat or dashboard here may have gone while Redis was asked

@@ -68,9 +68,10 @@ class Dashboard:
                 if watch.closed is not None:
                     await self.socket.send_json(messages.closed(watch.closed))
                     return
-                changed, removed = watch.take()
+                changes = watch.take()
                 view = await self.room.view()
-                await self.socket.send_json(messages.delta(view, changed, removed, self._shown))
+                changed = view.ids if changes.every_tile else changes.changed
+                await self.socket.send_json(messages.delta(view, changed, changes.removed, self._shown))
                 self._shown = view.ids
                 await asyncio.sleep(TICK_S)
         except (RoomGone, ClassroomUnavailable) as ended:

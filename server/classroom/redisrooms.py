@@ -16,7 +16,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from server.classifier import Classification
 from server.classroom import fanout, messages, scripts
@@ -268,9 +268,13 @@ class RedisRooms:
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
         self.client = redis.Redis.from_pool(pool)
+        # The subscription never retries: redis-py would reconnect and resubscribe quietly, and
+        # the events published meanwhile would be lost unnoticed. Its failure reaches Bus.run,
+        # which redraws what they would have changed.
+        self._events = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
         self.outage = Outage(url)
         self.heartbeat = Heartbeat(self.client, self.outage, clock, self._drop_for_dead)
-        self.bus = Bus(self.client, self.outage, process_key(self.heartbeat.process), self._missing)
+        self.bus = Bus(self._events, self.outage, process_key(self.heartbeat.process), self._missing)
         self._scripts = {name: self.client.register_script(source) for name, source in SCRIPTS.items()}
         self.tiles = TileBatch(self.client, self._scripts["update"], self.outage)
         self._tasks: list[asyncio.Task[None]] = []
@@ -288,6 +292,8 @@ class RedisRooms:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.heartbeat.stop()
+        await self.bus.close()
+        await self._events.aclose()
         await self.client.aclose()
 
     async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:

@@ -14,7 +14,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from server.classifier import Classification
 from server.errors import ClientError
@@ -85,6 +85,12 @@ class View:
         return next((tile for tile in self.tiles if tile.id == student), None)
 
 
+class Changes(NamedTuple):
+    changed: set[str]
+    removed: set[str]
+    every_tile: bool  # what changed is not known: send every tile
+
+
 class Watch:
     """One dashboard's view of a room: the tiles changed or removed since its last delta.
     Sets, not queues, so a slow dashboard gets fewer, larger deltas instead of a backlog."""
@@ -93,19 +99,25 @@ class Watch:
         self.changed: set[str] = set()
         self.removed: set[str] = set()
         self.closed: str | None = None
+        self._every_tile = False
         self._dirty = asyncio.Event()
 
     def mark(self) -> None:
         self._dirty.set()
 
+    def redraw(self) -> None:
+        """Events may have been lost: the next delta sends every tile again."""
+        self._every_tile = True
+        self.mark()
+
     async def wait(self) -> None:
         await self._dirty.wait()
 
-    def take(self) -> tuple[set[str], set[str]]:
-        changed, removed = self.changed, self.removed
-        self.changed, self.removed = set(), set()
+    def take(self) -> Changes:
+        changes = Changes(self.changed, self.removed, self._every_tile)
+        self.changed, self.removed, self._every_tile = set(), set(), False
         self._dirty.clear()
-        return changed, removed
+        return changes
 
 
 @dataclass
