@@ -159,6 +159,26 @@ def test_late_answers_never_replace_newer_ones(browser: Browser, server: ServerP
     context.close()
 
 
+@pytest.mark.parametrize("code", ["overloaded", "model_timeout"])
+def test_the_newest_drawing_left_unanswered_by_a_busy_server_is_sent_again(
+    browser: Browser, server: ServerProcess, code: str
+) -> None:
+    context = scripted_context(browser, FAKE_WEBSOCKET)
+    page = connected_page(context, server.base_url)
+    snapshots_sent = "fakeSockets[0].sent.filter(m => m === 'snapshot').length"
+    draw_digit(page, 7)
+    wait_sent(page)
+    sent = page.evaluate("window.digitstream.sentSeq")
+    error = {"type": "error", "code": code, "message": "busy", "seq": sent}
+    page.evaluate("message => fakeSockets[0].answer(message)", error)
+    page.wait_for_function(f"{snapshots_sent} === {sent + 1}", timeout=WAIT_MS)
+    page.evaluate("message => fakeSockets[0].answer(message)", fake_prediction(sent + 1, 7))
+    expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+    page.wait_for_function("window.digitstream.settled", timeout=WAIT_MS)
+    assert_no_page_errors(page)
+    context.close()
+
+
 def test_a_socket_the_network_dropped_is_replaced_without_waiting_for_its_close(
     browser: Browser, server: ServerProcess
 ) -> None:

@@ -12,7 +12,9 @@ import { attachClassroom } from './room.js';
 
 /** While drawing, at most one snapshot per this many ms: ~25 predictions/s feels live. */
 const LIVE_INTERVAL_MS = 40;
-const OVERLOAD_RETRY_MS = 300;
+const RETRY_MS = 300;
+// A busy or slow server left this snapshot unanswered; nothing was wrong with it.
+const RETRIED_ERRORS = new Set(['overloaded', 'model_timeout']);
 const LOST_STATES = new Set(['reconnecting', 'offline']);
 const LOST_NOTICE = {
   answered: 'The server cannot be reached: the answer is out of date. Your drawing is kept.',
@@ -109,9 +111,9 @@ stream.onOpen(() => {
 });
 
 stream.onServerError((error) => {
-  // 'overloaded' means this snapshot was dropped: retry, or the bars could settle on an older one.
-  if (error.code === 'overloaded' && (error.seq === undefined || error.seq === stream.sentSeq)) {
-    setTimeout(() => sendDrawing({ final: !pad.isDrawing, force: true }), OVERLOAD_RETRY_MS);
+  // Unanswered, the newest drawing must go again, or the bars would settle on an older one.
+  if (RETRIED_ERRORS.has(error.code) && (error.seq === undefined || error.seq === stream.sentSeq)) {
+    setTimeout(() => sendDrawing({ final: !pad.isDrawing, force: true }), RETRY_MS);
   }
 });
 
