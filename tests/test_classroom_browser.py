@@ -170,6 +170,20 @@ def test_keyboard_focus_moves_to_leave_once_joined_and_back_once_left(browser: B
         page.context.close()
 
 
+def test_starting_a_class_adds_no_history_entry_that_would_forget_it(browser: Browser, server: ServerProcess) -> None:
+    """With an entry, Back showed the same page without the class's code, and a reload there
+    dropped the teacher's secret while the class ran on."""
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    entries = dashboard.evaluate("history.length")
+    code = start_class(dashboard)
+    assert dashboard.evaluate("history.length") == entries
+    dashboard.reload()
+    expect(dashboard.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    assert dashboard.locator("#code").inner_text().replace(" ", "") == code
+    assert_no_page_errors(dashboard)
+    dashboard.context.close()
+
+
 def test_a_wrong_code_is_explained_in_the_dialog(browser: Browser, server: ServerProcess) -> None:
     page = new_page(browser, f"{server.base_url}/?room=ZZZZZZZZ", PHONE)
     page.fill("#join-name", "Zoe")

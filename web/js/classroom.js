@@ -89,7 +89,8 @@ async function createRoom() {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.error ?? response.statusText);
     tabStorage.set(STORAGE_KEY, JSON.stringify({ room: body.room, secret: body.secret }));
-    location.hash = body.room;
+    // Replaced, not pushed: Back must leave the dashboard, not show a page that forgets the class.
+    history.replaceState(null, '', `#${body.room}`);
     openRoom({ room: body.room, secret: body.secret });
   } catch (error) {
     $('start-message').textContent = `Could not start a class: ${error.message}`;
