@@ -1,6 +1,7 @@
 """The classroom when the network misbehaves, in real Chromium against the real server: a
 rate-limited dashboard waits instead of forgetting its class, a refused rejoin is tried again,
-a phone whose socket drops gets its seat back, and two students with one name are told apart.
+a phone whose socket drops gets its seat back, a reloaded page blanks its tile, and two
+students with one name are told apart.
 
 Playwright's WebSocket routing sits between page and server (every frame still reaches the
 real server) so a test can drop a connection or answer one frame itself at a chosen moment.
@@ -248,6 +249,27 @@ def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: Ser
         for page in (dashboard, student):
             assert_no_page_errors(page)
             page.context.close()
+
+
+def test_a_reloaded_page_takes_its_seat_back_and_blanks_its_tile(browser: Browser, server: ServerProcess) -> None:
+    """A reload keeps the seat (the tab's storage) but not the strokes: the tile must not go on
+    showing, and counting, a drawing the pad no longer has."""
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    student = new_page(browser, "about:blank", PHONE)
+    join_by_link(student, server.base_url, code, "Rosa")
+    draw(student, SEVEN)
+    rosa = dashboard.locator(".tile", has=dashboard.locator(".tile-name", has_text="Rosa"))
+    expect(rosa).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
+    seat = rosa.get_attribute("data-student")
+    student.reload()
+    expect(student.locator("#room-banner")).to_be_visible(timeout=WAIT_MS)
+    expect(rosa).to_have_attribute("data-digit", "", timeout=WAIT_MS)
+    assert rosa.get_attribute("data-student") == seat
+    expect(dashboard.locator(".tile")).to_have_count(1)
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
+        page.context.close()
 
 
 def test_two_students_with_one_name_each_see_the_name_they_were_given(browser: Browser, server: ServerProcess) -> None:

@@ -168,4 +168,4 @@ Object.defineProperty(window, 'digitstream', {
 // Started first: whatever goes wrong in classroom mode, the pad still gets its answers. The
 // room's 'open' listener is still in time, as a socket opens in a later task.
 stream.start();
-attachClassroom({ stream, pad });
+attachClassroom({ stream, pad, sendBlank: () => sendDrawing({ final: true, barrier: true, force: true }) });

@@ -115,7 +115,7 @@ class RoomBanner {
   }
 }
 
-export function attachClassroom({ stream, pad }) {
+export function attachClassroom({ stream, pad, sendBlank }) {
   document.head.append(el('link', { rel: 'stylesheet', href: 'room.css' }));
   let membership = null;     // {room, name, asked, rejoin, joined, automatic}
   let prompt = null;
@@ -179,6 +179,9 @@ export function attachClassroom({ stream, pad }) {
   stream.onMessage((message) => {
     switch (message.type) {
       case 'joined':
+        // A seat taken back (reconnect, reload) keeps the tile of the drawing it last had; a
+        // blank pad never sent one to say that drawing is gone.
+        if (membership?.automatic && pad.isEmpty) sendBlank();
         // Joined once, any later join (reconnect, reload) is automatic.
         membership = {
           ...membership, room: message.room, name: message.name, rejoin: message.rejoin ?? null,
