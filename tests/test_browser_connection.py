@@ -8,12 +8,13 @@ else, HTTP and the restart included, is the real server.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.browser_support import (
     DESKTOP,
@@ -226,6 +227,28 @@ def test_without_websockets_the_page_classifies_over_http(browser: Browser, serv
     expect(page.locator("#status")).to_have_attribute("data-state", "fallback")
     assert sum(meter_values(page)) == pytest.approx(100, abs=1.5)
     expect(page.locator("#preview")).to_be_visible()
+    context.close()
+
+
+def test_over_http_a_busy_servers_503_is_retried(browser: Browser, server: ServerProcess) -> None:
+    context = scripted_context(browser, "delete window.WebSocket")
+    refused: list[str] = []
+
+    def busy_once(route: Route) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        body = {"error": "The server is busy; send the snapshot again in a moment.", "code": "overloaded"}
+        route.fulfill(status=503, content_type="application/json", body=json.dumps(body))
+
+    context.route("**/api/classify", busy_once)
+    page = open_page(context, server.base_url + "/")
+    draw_digit(page, 7)
+    wait_settled(page)
+    expect(page.locator("#prediction")).to_have_attribute("data-digit", "7")
+    assert len(refused) == 1
+    assert_no_page_errors(page)
     context.close()
 
 

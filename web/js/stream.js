@@ -145,7 +145,9 @@ export class PredictionStream extends DetailEvents {
     // A socket opened meanwhile: the page resends over it, and its seq numbers rule.
     if (this.isOpen || request <= this.#shownSeq) return;
     if (!response.ok) {
-      this.emit('servererror', { code: `http_${response.status}`, message: body?.error ?? response.statusText });
+      // The error's code and seq, as the socket gives them: the page retries 'overloaded' alike.
+      const code = body?.code ?? `http_${response.status}`;
+      this.emit('servererror', { code, message: body?.error ?? response.statusText, seq: request });
       return;
     }
     this.#shownSeq = request;
