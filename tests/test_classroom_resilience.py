@@ -29,6 +29,7 @@ from tests.browser_support import (
     new_page,
     open_page,
     start_class,
+    wait_settled,
 )
 from tests.support import ServerProcess
 
@@ -127,6 +128,44 @@ def test_a_rate_limited_dashboard_keeps_its_class_and_comes_back(browser: Browse
     context.close()
 
 
+def test_a_command_that_did_not_reach_the_class_says_so(browser: Browser, server: ServerProcess) -> None:
+    sockets: list[WebSocketRoute] = []
+    offline = [False]
+
+    def teacher_socket(ws: WebSocketRoute) -> None:
+        sockets.append(ws)
+        if offline[0]:
+            ws.close()
+            return
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str) and json.loads(message).get("type") == "clear_all":
+                ws.send(classroom_unavailable())  # as a server whose Redis is away answers it
+            else:
+                upstream.send(message)
+
+        ws.on_message(from_page)
+
+    context = browser.new_context(viewport=DESKTOP)
+    context.route_web_socket(TEACHER_SOCKET, teacher_socket)
+    dashboard = open_page(context, f"{server.base_url}/classroom")
+    start_class(dashboard)
+    notice = dashboard.locator("#command-notice")
+    dashboard.click("#clear-all")
+    expect(notice).to_have_text(json.loads(classroom_unavailable())["message"])
+    offline[0] = True
+    sockets[-1].close()
+    expect(dashboard.locator("#status")).not_to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    dashboard.click("#prompts button:text-is('3')")
+    expect(notice).to_contain_text("Not sent")
+    offline[0] = False
+    expect(dashboard.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
+    expect(notice).to_have_text("")
+    assert_no_page_errors(dashboard)
+    context.close()
+
+
 @pytest.mark.parametrize("refusal", [rate_limited, classroom_unavailable])
 def test_a_refused_rejoin_waits_and_rejoins_without_the_dialog(
     browser: Browser, server: ServerProcess, refusal: Callable[[], str]
@@ -191,6 +230,69 @@ def test_a_join_asked_for_before_the_socket_opens_goes_out_once_it_does(
         # Her own join, refused: said in the dialog she is looking at, not as a lost class.
         expect(student.locator("#join-error")).to_have_text("No open class has that code.", timeout=WAIT_MS)
         expect(student.locator("#room-notice")).to_have_text("")
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
+        page.context.close()
+
+
+def test_a_join_called_off_before_the_socket_opens_never_goes_out(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    context = browser.new_context(viewport=PHONE)
+    context.add_init_script(HELD_SOCKETS)
+    student = open_page(context, f"{server.base_url}/?room={code}")
+    expect(student.locator("#join-dialog")).to_be_visible(timeout=WAIT_MS)
+    student.fill("#join-name", "Ana")
+    student.click("#join-dialog button[type=submit]")
+    expect(student.locator("#join-error")).to_contain_text("Not connected yet")
+    student.click("#join-dialog button[type=button]")  # Cancel
+    student.evaluate("letSocketsOpen()")
+    draw(student, SEVEN)  # answered after anything sent before it on the socket
+    wait_settled(student)
+    expect(student.locator("#room-banner")).to_be_hidden()
+    expect(student.locator("#join-dialog")).to_be_hidden()
+    assert stored(student, "digitstream.room") is None
+    for page in (dashboard, student):
+        assert_no_page_errors(page)
+        page.context.close()
+
+
+def test_leave_while_the_rejoin_is_on_its_way_is_not_undone(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    code = start_class(dashboard)
+    connections: list[WebSocketRoute] = []
+    holding = [False]
+    held: list[tuple[WebSocketRoute, str | bytes]] = []  # (the server side, a frame from the page)
+
+    def student_socket(ws: WebSocketRoute) -> None:
+        connections.append(ws)
+        upstream = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if holding[0]:
+                held.append((upstream, message))
+            else:
+                upstream.send(message)
+
+        ws.on_message(from_page)
+
+    context = browser.new_context(viewport=PHONE)
+    context.route_web_socket(STUDENT_SOCKET, student_socket)
+    student = open_page(context, "about:blank")
+    join_by_link(student, server.base_url, code, "Lea")
+    tiles = dashboard.locator(".tile")
+    expect(tiles).to_have_count(1, timeout=WAIT_MS)
+    holding[0] = True  # the rejoin is slow to reach the server
+    connections[-1].close()  # the Wi-Fi drops
+    student.wait_for_function("window.digitstream.stats.connections === 2", timeout=WAIT_MS)
+    student.click("#room-leave")
+    expect(student.locator("#room-banner")).to_be_hidden()
+    holding[0] = False
+    for upstream, message in held:
+        upstream.send(message)
+    expect(tiles).to_have_count(0, timeout=WAIT_MS)
+    expect(student.locator("#room-banner")).to_be_hidden()
+    assert stored(student, "digitstream.room") is None
     for page in (dashboard, student):
         assert_no_page_errors(page)
         page.context.close()

@@ -21,6 +21,7 @@ const STATUS_TEXT = {
   reconnecting: 'Reconnecting…',
   offline: 'Server unreachable, retrying',
 };
+const NOT_SENT = 'Not sent: the dashboard is reconnecting. Try again once it says Live.';
 const GONE = 'This class no longer exists on the server: it was ended, or the server restarted '
   + '(a restart closes every class). Start a new class and give your students its new code.';
 
@@ -128,13 +129,17 @@ function openRoom(roomKeys) {
   connection.start();
 }
 
-function send(message) { connection?.sendJson(message); }
+/** Commands are not queued: one given while the dashboard reconnects says it went nowhere. */
+function send(message) {
+  setText($('command-notice'), connection?.sendJson(message) ? '' : NOT_SENT);
+}
 
 function onMessage(message) {
   switch (message.type) {
     case 'snapshot':
       live = true;
       waitUntil = 0;
+      setText($('command-notice'), '');
       showStatus('connected', 'Live');
       grid.reset(message.tiles);
       showCounts(message);
@@ -148,6 +153,7 @@ function onMessage(message) {
       break;
     case 'error':
       if (message.code === 'unauthorized') showStart(GONE);
+      else if (message.code === 'classroom_unavailable') setText($('command-notice'), message.message);
       else if (message.code === 'rate_limited') {
         // Many students behind one school address can trip the limit: keep the secret, wait.
         const seconds = Number(message.retry_after) > 0 ? Number(message.retry_after) : 60;

@@ -37,7 +37,7 @@ function formatCode(text) {
 }
 
 class JoinDialog {
-  constructor(onSubmit) {
+  constructor(onSubmit, onCancel) {
     this.code = el('input', {
       id: 'join-code', name: 'code', required: true, maxLength: 12, autocomplete: 'off',
       spellcheck: false, autocapitalize: 'characters', placeholder: 'ABCD EFGH',
@@ -48,7 +48,7 @@ class JoinDialog {
     });
     this.error = el('p', { id: 'join-error', className: 'join-error', role: 'alert' });
     const cancel = el('button', { type: 'button', textContent: 'Cancel' });
-    cancel.addEventListener('click', () => this.element.close());
+    cancel.addEventListener('click', () => { this.element.close(); onCancel(); });
     const form = el('form', { className: 'join-form' },
       el('h2', { id: 'join-title', textContent: 'Join a class' }),
       el('label', { htmlFor: 'join-code', textContent: 'Class code' }), this.code,
@@ -62,6 +62,7 @@ class JoinDialog {
     });
     this.element = el('dialog', { id: 'join-dialog', className: 'join-dialog' }, form);
     this.element.setAttribute('aria-labelledby', 'join-title');
+    this.element.addEventListener('cancel', onCancel);   // Escape
   }
 
   open({ code = this.code.value, error = '' } = {}) {
@@ -122,7 +123,11 @@ export function attachClassroom({ stream, pad, sendBlank }) {
   let digit = null;
   let retryTimer = null;
 
-  const dialog = new JoinDialog((code, name) => join({ room: code, asked: name, name: null, rejoin: null, automatic: false }));
+  const dialog = new JoinDialog(
+    (code, name) => join({ room: code, asked: name, name: null, rejoin: null, automatic: false }),
+    // A join still waiting for the connection, or for its answer, is called off.
+    () => { if (membership && !membership.joined && !membership.automatic) leave(''); },
+  );
   const banner = new RoomBanner(() => leave(''));
   const opener = el('button', { id: 'join-class', type: 'button', className: 'join-class', textContent: 'Join a class' });
   opener.addEventListener('click', () => dialog.open());
@@ -145,7 +150,8 @@ export function attachClassroom({ stream, pad, sendBlank }) {
 
   function leave(goodbye) {
     clearTimeout(retryTimer);
-    if (membership?.joined && !goodbye) stream.sendControl({ type: 'leave' });
+    // Also while a join is on its way: the server handles the two in order.
+    if (membership && !goodbye) stream.sendControl({ type: 'leave' });
     membership = null;
     prompt = null;
     tabStorage.remove(MEMBERSHIP_KEY);
@@ -179,9 +185,13 @@ export function attachClassroom({ stream, pad, sendBlank }) {
   stream.onMessage((message) => {
     switch (message.type) {
       case 'joined':
+        if (!membership) {   // left, or called off, while this join was on its way
+          stream.sendControl({ type: 'leave' });
+          break;
+        }
         // A seat taken back (reconnect, reload) keeps the tile of the drawing it last had; a
         // blank pad never sent one to say that drawing is gone.
-        if (membership?.automatic && pad.isEmpty) sendBlank();
+        if (membership.automatic && pad.isEmpty) sendBlank();
         // Joined once, any later join (reconnect, reload) is automatic.
         membership = {
           ...membership, room: message.room, name: message.name, rejoin: message.rejoin ?? null,
