@@ -4,10 +4,11 @@ The queue owns a worker thread, and that thread owns the handler: it loads it (t
 warmed up) and runs it on every batch, so neither decoding, preprocessing nor the model ever
 runs on the event loop. The worker takes items one at a time, each sender in turn by the
 worker time its items have cost (server/fairshare.py), and prepares each as it takes it. A
-batch takes items until it holds `max_batch_size` or `max_wait_s` has passed since its first
-was taken, so one costly item closes its batch instead of holding back the cheap ones queued
-after it. The batch's prepared items then go through the handler's `run` together, and the
-waiters of a batch are resolved with one wake-up of each waiter's event loop.
+batch takes queued items until it holds `max_batch_size`, waiting for more at most `max_wait_s`
+after its first, and takes none once `max_fill_s` has passed since its first was taken: one
+costly item closes its batch instead of holding back the answers of the cheap ones in it. The
+batch's prepared items then go through the handler's `run` together, and the waiters of a batch
+are resolved with one wake-up of each waiter's event loop.
 
 A ClientError that `prepare` raises is that item's answer. If `prepare` fails otherwise, its
 item alone fails; if `run` fails, every item it was given fails with BatchFailed. Either way
@@ -95,6 +96,7 @@ class BatchingQueue(Generic[Item, Prepared, Result]):
         *,
         max_batch_size: int = 32,
         max_wait_s: float = 0.002,
+        max_fill_s: float = 0.01,
         max_pending: int = 4096,
         deadline_s: float | None = None,
         metrics: Metrics | None = None,
@@ -103,6 +105,7 @@ class BatchingQueue(Generic[Item, Prepared, Result]):
             raise ValueError("max_batch_size must be at least 1")
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.max_fill_s = max_fill_s
         self.max_pending = max_pending
         self.deadline_s = deadline_s
         self._load_handler = load_handler
@@ -207,7 +210,8 @@ class BatchingQueue(Generic[Item, Prepared, Result]):
         return waiter
 
     def _serve_batch(self, handler: Handler[Item, Prepared, Result], first: _Waiter[Item, Result]) -> None:
-        until = first.taken_at + self.max_wait_s
+        wait_until = first.taken_at + min(self.max_wait_s, self.max_fill_s)
+        fill_until = first.taken_at + self.max_fill_s
         self._running_since = first.submitted_at
         batch = [first]
         prepared: list[tuple[_Waiter[Item, Result], Prepared]] = []
@@ -225,9 +229,9 @@ class BatchingQueue(Generic[Item, Prepared, Result]):
             finally:
                 with self._condition:
                     self._waiters.charge(waiter.sender, time.perf_counter() - waiter.taken_at)
-            if len(batch) == self.max_batch_size or time.perf_counter() >= until:
+            if len(batch) == self.max_batch_size or time.perf_counter() >= fill_until:
                 break
-            if (waiter := self._take(until)) is not None:
+            if (waiter := self._take(wait_until)) is not None:
                 batch.append(waiter)
         self._metrics.batch_size.observe(len(batch))
         for waiter in batch:

@@ -152,9 +152,12 @@ class Settings:
         parse=positive_int,
     )
     max_batch_size: int = option(32, "most snapshots the model sees in one batch", parse=positive_int)
-    max_batch_wait_ms: float = option(
-        2.0,
-        "how long a batch goes on taking snapshots after its first: it waits for more that long, and takes none after",
+    max_batch_wait_ms: float = option(2.0, "how long a batch waits for more snapshots after its first")
+    max_batch_fill_ms: float = option(
+        10.0,
+        "how long after its first snapshot a batch goes on taking queued ones, preparing each; then it runs, "
+        "so one costly snapshot cannot hold back the answers of the cheap ones in its batch",
+        parse=positive_float,
     )
     max_message_bytes: int = option(
         MIB, "largest binary WebSocket frame or image in bytes; larger frames close with 1009", parse=positive_int

@@ -58,6 +58,7 @@ class Service:
             ),
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
+            max_fill_s=settings.max_batch_fill_ms / 1000,
             deadline_s=settings.model_deadline_s,
             metrics=self.metrics,
         )

@@ -117,11 +117,11 @@ async def test_another_sender_goes_before_the_rest_of_a_costly_senders_items() -
     assert handler.prepared == [1, 100, *range(2, 10)]
 
 
-async def test_a_batch_takes_no_more_items_once_its_wait_has_passed() -> None:
+async def test_a_batch_takes_no_more_items_once_its_fill_time_has_passed() -> None:
     """The items queued behind a costly one go in the next batch, so their answers are not held
     back until a whole batch of costly items has been prepared."""
     handler = CostlyFirstHandler()
-    queue = await started(handler, max_wait_s=0.01)
+    queue = await started(handler, max_fill_s=0.01)
     pending = [asyncio.ensure_future(queue.submit(n, "a")) for n in range(1, 6)]
     await asyncio.to_thread(handler.holding.wait)
     while queue.depth < 4 or queue.oldest_age_s() <= 0.01:
