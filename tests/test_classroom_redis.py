@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as redis
 import websockets
 
+from server.classroom.bus import seats_channel
 from server.classroom.codes import new_code
 from tests.classroom_client import (
     Board,
@@ -189,6 +190,23 @@ async def test_a_dropped_subscription_redraws_every_dashboard_tile(servers, redi
         await board.until(lambda b: b.deltas > deltas and ana in {t["id"] for t in b.last["changed"]})
         assert board.tiles[ana]["digit"] == label
     await board.ws.close()
+
+
+async def test_an_event_no_process_can_read_is_skipped_and_the_next_ones_arrive(servers, redis_server) -> None:
+    teacher_side, student_side = servers[:2]
+    room = await create_room(teacher_side, address="127.0.0.53")  # the module's address has its rooms
+    board = await Board.open(teacher_side, room)
+    async with connect(student_side) as student:
+        await join(student, room, "Ana")
+        admin = redis.Redis.from_url(redis_server.url)
+        try:
+            assert await admin.publish(seats_channel(room["room"]), b"not an event") >= 1
+        finally:
+            await admin.aclose()
+        await board.command(type="prompt", digit=6)
+        assert (await receive_type(student, "prompt"))["digit"] == 6
+    await board.ws.close()
+    assert "could not be handled (JSONDecodeError)" in student_side.log_text()
 
 
 async def test_students_of_a_killed_process_come_back_through_another(servers, digits) -> None:

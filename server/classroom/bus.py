@@ -128,7 +128,12 @@ class Bus:
                 lost = False
                 await self._recovered()
             if message is not None and message["type"] == "message":
-                self._dispatch(message["channel"], message["data"])
+                try:
+                    self._dispatch(message["channel"], message["data"])
+                except Exception as error:  # one bad event must not end every room's events here
+                    logger.error(
+                        "a room event on %s could not be handled (%s)", message["channel"], type(error).__name__
+                    )
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
         code = channel.decode().split(":")[2]
