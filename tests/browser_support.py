@@ -128,6 +128,13 @@ def assert_no_page_errors(page: Page) -> None:
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def close_checked(*pages: Page) -> None:
+    """Each page's end of a test: no uncaught script error, then its context closed."""
+    for page in pages:
+        assert_no_page_errors(page)
+        page.context.close()
+
+
 def wait_connected(page: Page) -> None:
     expect(page.locator("#status")).to_have_attribute("data-state", "connected", timeout=WAIT_MS)
 

@@ -20,6 +20,7 @@ from tests.browser_support import (
     WAIT_MS,
     assert_no_page_errors,
     class_of,
+    close_checked,
     draw,
     join_by_link,
     new_page,
@@ -148,9 +149,7 @@ def test_a_browser_that_blocks_storage_still_teaches_joins_and_draws(browser: Br
     join_by_link(student, server.base_url, code, "Lou")
     draw(student, SEVEN)
     expect(tile(dashboard, "Lou")).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
-    for page in pages:
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(*pages)
 
 
 def test_keyboard_focus_moves_to_leave_once_joined_and_back_once_left(browser: Browser, server: ServerProcess) -> None:
@@ -165,9 +164,7 @@ def test_keyboard_focus_moves_to_leave_once_joined_and_back_once_left(browser: B
     student.keyboard.press("Enter")
     expect(student.locator("#join-class")).to_be_focused(timeout=WAIT_MS)
     expect(student.locator("#room-banner")).to_be_hidden()
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(dashboard, student)
 
 
 def test_starting_a_class_adds_no_history_entry_that_would_forget_it(browser: Browser, server: ServerProcess) -> None:

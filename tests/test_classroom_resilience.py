@@ -24,6 +24,7 @@ from tests.browser_support import (
     WAIT_MS,
     assert_no_page_errors,
     class_of,
+    close_checked,
     draw,
     join_by_link,
     new_page,
@@ -97,6 +98,11 @@ window.WebSocket = class HeldWebSocket extends EventTarget {
 
 def stored(page: Page, key: str) -> dict | None:
     return page.evaluate(f"JSON.parse(sessionStorage.getItem('{key}'))")
+
+
+def assert_out_of_class(student: Page) -> None:
+    expect(student.locator("#room-banner")).to_be_hidden()
+    assert stored(student, "digitstream.room") is None
 
 
 def test_a_rate_limited_dashboard_keeps_its_class_and_comes_back(browser: Browser, server: ServerProcess) -> None:
@@ -204,9 +210,7 @@ def test_a_refused_rejoin_waits_and_rejoins_without_the_dialog(
     expect(student.locator("#room-banner")).to_be_visible()
     expect(student.locator("#join-dialog")).to_be_hidden()
     assert student.evaluate("window.digitstream.strokeCount") == 1
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(dashboard, student)
 
 
 @pytest.mark.parametrize("right_code", [True, False])
@@ -230,9 +234,7 @@ def test_a_join_asked_for_before_the_socket_opens_goes_out_once_it_does(
         # Her own join, refused: said in the dialog she is looking at, not as a lost class.
         expect(student.locator("#join-error")).to_have_text("No open class has that code.", timeout=WAIT_MS)
         expect(student.locator("#room-notice")).to_have_text("")
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(dashboard, student)
 
 
 def test_a_join_called_off_before_the_socket_opens_never_goes_out(browser: Browser, server: ServerProcess) -> None:
@@ -249,12 +251,9 @@ def test_a_join_called_off_before_the_socket_opens_never_goes_out(browser: Brows
     student.evaluate("letSocketsOpen()")
     draw(student, SEVEN)  # answered after anything sent before it on the socket
     wait_settled(student)
-    expect(student.locator("#room-banner")).to_be_hidden()
     expect(student.locator("#join-dialog")).to_be_hidden()
-    assert stored(student, "digitstream.room") is None
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    assert_out_of_class(student)
+    close_checked(dashboard, student)
 
 
 def test_leave_while_the_rejoin_is_on_its_way_is_not_undone(browser: Browser, server: ServerProcess) -> None:
@@ -291,11 +290,8 @@ def test_leave_while_the_rejoin_is_on_its_way_is_not_undone(browser: Browser, se
     for upstream, message in held:
         upstream.send(message)
     expect(tiles).to_have_count(0, timeout=WAIT_MS)
-    expect(student.locator("#room-banner")).to_be_hidden()
-    assert stored(student, "digitstream.room") is None
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    assert_out_of_class(student)
+    close_checked(dashboard, student)
 
 
 def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: ServerProcess) -> None:
@@ -348,9 +344,7 @@ def test_a_phone_whose_socket_drops_keeps_its_seat(browser: Browser, server: Ser
         assert tiles.evaluate_all("(all, id) => all.findIndex(t => t.dataset.student === id)", seat) == place
         assert joins[-1]["rejoin"] == token
         expect(pablo).to_have_attribute("data-digit", "7", timeout=WAIT_MS)
-        for page in (dashboard, student):
-            assert_no_page_errors(page)
-            page.context.close()
+        close_checked(dashboard, student)
 
 
 def test_a_reloaded_page_takes_its_seat_back_and_blanks_its_tile(browser: Browser, server: ServerProcess) -> None:
@@ -369,9 +363,7 @@ def test_a_reloaded_page_takes_its_seat_back_and_blanks_its_tile(browser: Browse
     expect(rosa).to_have_attribute("data-digit", "", timeout=WAIT_MS)
     assert rosa.get_attribute("data-student") == seat
     expect(dashboard.locator(".tile")).to_have_count(1)
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(dashboard, student)
 
 
 def test_two_students_with_one_name_each_see_the_name_they_were_given(browser: Browser, server: ServerProcess) -> None:

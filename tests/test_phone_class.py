@@ -21,6 +21,7 @@ from tests.browser_support import (
     assert_no_page_errors,
     axe_violations,
     box,
+    close_checked,
     draw,
     inside_viewport,
     join_by_link,
@@ -206,6 +207,4 @@ def test_a_server_restart_is_explained_without_a_modal(browser: Browser, own_ser
     expect(student.locator("#connection-notice")).to_be_hidden()
     # The teacher is told the same, and how to go on.
     expect(dashboard.locator("#start-message")).to_contain_text("the server restarted", timeout=WAIT_MS)
-    for page in (dashboard, student):
-        assert_no_page_errors(page)
-        page.context.close()
+    close_checked(dashboard, student)
