@@ -98,6 +98,25 @@ async def test_a_process_lists_only_the_seats_it_holds(processes, redis_server) 
         assert await client.scard(first.heartbeat.seats) == 0
 
 
+async def test_a_seat_taken_back_here_while_its_old_socket_lingered_is_still_swept(processes) -> None:
+    """A phone reconnects to the same process before the server notices its old socket; when
+    that one ends, the seat must stay on the process's list, or its death would leave the
+    tile present for good."""
+    first, second, clock = processes
+    room, _ = await first.create(ADDRESS)
+    old = await room.join("Ana", Inbox())
+    new = await room.join("Ana", Inbox(), old.rejoin)
+    await old.release(Departure.DROPPED)
+    assert new.id == old.id and not (await tile_in(room, new.id)).away
+    other_view = await second.get(room.code)
+    assert other_view is not None
+    await first.stop()
+    await second.sweep()
+    clock.now += HEARTBEAT_LIFETIME_S
+    await second.sweep()
+    assert (await tile_in(other_view, new.id)).away
+
+
 async def test_a_room_whose_last_seat_here_went_while_redis_was_asked_is_passed_over(redis_server) -> None:
     async with redis.Redis.from_url(redis_server.url) as client:
 

@@ -87,6 +87,11 @@ class Bus:
     async def close(self) -> None:
         await self._pubsub.aclose()
 
+    def holds(self, code: str, student: str) -> bool:
+        """A connection on this process holds the seat."""
+        fanout = self._fanouts.get(code)
+        return fanout is not None and fanout.holds(student)
+
     def fanout(self, code: str) -> Fanout:
         return self._fanouts.setdefault(code, Fanout())
 

@@ -73,6 +73,10 @@ class Fanout:
             if joining.student is not None:
                 self._seat(joining.student, holder)
 
+    def holds(self, student: str) -> bool:
+        """A connection here holds the seat, or has been answered that it takes it back."""
+        return student in self.seats or any(joining.student == student for joining in self.joining.values())
+
     def let_go(self, student: str | None, holder: str) -> None:
         self.joining.pop(holder, None)
         if student is not None and self.seats.get(student, ("", None))[0] == holder:

@@ -141,7 +141,10 @@ class RedisRoom:
                 await self._vacate(seat.id, "holder", seat.holder)
             else:
                 await self._rooms.drop(self.code, seat.id, seat.holder, reclaimable=False)
-            await self._rooms.heartbeat.let_go(self.code, seat.id)
+            # A page that reconnected here took the seat back while this socket lingered: the
+            # seat is still this process's to have marked away if it dies.
+            if not self._bus.holds(self.code, seat.id):
+                await self._rooms.heartbeat.let_go(self.code, seat.id)
         except ClassroomUnavailable:
             self._rooms.pending_releases.append((seat, departure))
             raise
