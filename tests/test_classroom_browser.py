@@ -181,6 +181,22 @@ def test_starting_a_class_adds_no_history_entry_that_would_forget_it(browser: Br
     dashboard.context.close()
 
 
+def test_end_class_armed_in_one_class_is_not_armed_in_the_next(browser: Browser, server: ServerProcess) -> None:
+    dashboard = new_page(browser, f"{server.base_url}/classroom", DESKTOP)
+    start_class(dashboard)
+    dashboard.click("#close-room")
+    dashboard.click("#close-room")
+    expect(dashboard.locator("#start")).to_be_visible(timeout=WAIT_MS)
+    start_class(dashboard)
+    dashboard.click("#close-room")  # a first click only asks for a second
+    expect(dashboard.locator("#close-room")).to_have_text("Click again to end")
+    # A command after it comes back from the server only if the class is still open.
+    dashboard.click("#prompts button:text-is('4')")
+    expect(dashboard.locator("#prompts button:text-is('4')")).to_have_attribute("aria-pressed", "true")
+    expect(dashboard.locator("#start")).to_be_hidden()
+    close_checked(dashboard)
+
+
 def test_a_wrong_code_is_explained_in_the_dialog(browser: Browser, server: ServerProcess) -> None:
     page = new_page(browser, f"{server.base_url}/?room=ZZZZZZZZ", PHONE)
     page.fill("#join-name", "Zoe")

@@ -39,6 +39,7 @@ let keys = null;          // {room, secret}
 let live = false;         // the class's snapshot arrived on the current socket
 let shownPrompt;          // undefined until the first snapshot: nothing to announce yet
 let waitUntil = 0;        // a rate_limited answer's retry time (ms since the epoch)
+let closeTimer = null;    // disarms "End class" when no second click comes
 
 function buildPromptButtons() {
   const buttons = new Map();
@@ -102,6 +103,7 @@ async function createRoom() {
 
 function openRoom(roomKeys) {
   keys = roomKeys;
+  disarmClose();
   shownPrompt = undefined;
   $('start').hidden = true;
   $('room').hidden = false;
@@ -187,15 +189,20 @@ function announceArrivals({ joined, left }) {
 function confirmClose() {
   const button = $('close-room');
   if (button.dataset.confirm === 'true') {
+    disarmClose();
     send({ type: 'close' });
     return;
   }
   button.dataset.confirm = 'true';
   button.textContent = 'Click again to end';
-  setTimeout(() => {
-    button.dataset.confirm = 'false';
-    button.textContent = 'End class';
-  }, CONFIRM_MS);
+  closeTimer = setTimeout(disarmClose, CONFIRM_MS);
+}
+
+/** Armed for one class only: a click in the next class starts its own confirmation. */
+function disarmClose() {
+  clearTimeout(closeTimer);
+  $('close-room').dataset.confirm = 'false';
+  $('close-room').textContent = 'End class';
 }
 
 $('create').addEventListener('click', createRoom);
