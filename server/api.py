@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from server.batching import Overloaded, QueueClosed
+from server.connection import address_of
 from server.errors import BadRequest, ClientError, TooLarge
 from server.service import Service
 
@@ -32,7 +33,7 @@ async def classify(request: Request) -> Response:
     service.http_in_flight += 1
     try:
         data = await read_image(request, service.settings.max_message_bytes)
-        result = await service.classifier.classify(data, sender=request.client.host if request.client else "unknown")
+        result = await service.classifier.classify(data, sender=address_of(request))
     except ClientDisconnect:
         return Response(status_code=400)
     finally:

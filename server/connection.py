@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected, WebSocketState
 
 from server import protocol
@@ -38,6 +39,12 @@ class Close(enum.IntEnum):
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     TRY_AGAIN_LATER = 1013
+
+
+def address_of(connection: HTTPConnection) -> str:
+    """The peer address: whose caps, budgets and share of the model a request counts in. Behind a
+    reverse proxy every client shares the proxy's; see docs/classroom.md."""
+    return connection.client.host if connection.client else "unknown"
 
 
 def origin_allowed(headers: Headers, allowed: tuple[str, ...]) -> bool:
@@ -70,7 +77,7 @@ class Socket:
     def __init__(self, websocket: WebSocket, service: Service) -> None:
         self.websocket = websocket
         self.service = service
-        self.address = websocket.client.host if websocket.client else "unknown"
+        self.address = address_of(websocket)
         self._send_lock = asyncio.Lock()
         rate = service.settings.max_control_rate
         self._text_pace = Pace(rate, burst=math.ceil(rate))

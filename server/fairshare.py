@@ -80,10 +80,11 @@ class FairShare(Generic[Entry]):
 
     def remove(self, sender: Hashable, entry: Entry) -> None:
         """Forget a queued entry (its waiter gave up); nothing happens if it was taken already."""
-        queued = self._queued.get(sender)
-        if queued is not None and entry in queued:
-            queued.remove(entry)
-            self._count -= 1
+        try:
+            self._queued[sender].remove(entry)
+        except (KeyError, ValueError):
+            return
+        self._count -= 1
 
     def firsts(self) -> Iterator[Entry]:
         """Each queued sender's oldest entry."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server import protocol
-from server.connection import CLIENT_GONE, Close
+from server.connection import CLIENT_GONE, Close, address_of
 from server.errors import ClientError
 from server.metrics import Metrics
 
@@ -39,7 +40,7 @@ class SocketCaps:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        address = scope["client"][0] if scope.get("client") else "unknown"
+        address = address_of(HTTPConnection(scope))
         if self.open >= self.total or self.by_address[address] >= self.per_address:
             await refuse(WebSocket(scope, receive, send), self.metrics)
             return

@@ -30,6 +30,7 @@ from server.connection import (
     Close,
     Socket,
     accept,
+    address_of,
     origin_allowed,
     parse_json_object,
 )
@@ -45,11 +46,6 @@ def classroom_of(connection: HTTPConnection) -> Classroom:
 
 def settings_of(connection: HTTPConnection) -> Settings:
     return connection.app.state.service.settings
-
-
-def address_of(connection: HTTPConnection) -> str:
-    """The peer address. Behind a reverse proxy every student shares the proxy's; see docs/classroom.md."""
-    return connection.client.host if connection.client else "unknown"
 
 
 def join_url(base_url: URL, code: str) -> str:
